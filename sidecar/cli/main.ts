@@ -1,0 +1,2 @@
+// Placeholder until the CLI lands in this same issue.
+console.log("z2m-ha: not yet");

@@ -1,0 +1,248 @@
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { splitCommand } from "./argv.js";
+import { parseDuration } from "./duration.js";
+import { Secret } from "./secret.js";
+
+/** "30s", "5m", "1h30m", or a number of seconds; becomes milliseconds. */
+export const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: `bad duration ${JSON.stringify(value)} (use e.g. 500ms, 30s, 5m, 1h)`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/**
+ * A secret given inline, read from a file (trailing newline stripped) or taken from the environment.
+ * Resolved once at load time; what comes out is a Secret that prints as redacted.
+ */
+export const secret = z
+  .union([
+    z.string().min(1),
+    z.strictObject({ file: z.string().min(1) }),
+    z.strictObject({ env: z.string().min(1) }),
+  ])
+  .transform((value, ctx) => {
+    if (typeof value === "string") return new Secret(value);
+    if ("file" in value) {
+      try {
+        return new Secret(readFileSync(value.file, "utf8").replace(/\r?\n$/, ""));
+      } catch (error) {
+        ctx.addIssue({
+          code: "custom",
+          message: `cannot read secret file ${value.file}: ${(error as Error).message}`,
+        });
+        return z.NEVER;
+      }
+    }
+    const fromEnv = process.env[value.env];
+    if (fromEnv === undefined || fromEnv === "") {
+      ctx.addIssue({ code: "custom", message: `environment variable ${value.env} is not set` });
+      return z.NEVER;
+    }
+    return new Secret(fromEnv);
+  });
+
+/** A command run on a node: a list of arguments, or one string split like a shell would, without operators. */
+export const command = z.union([z.string(), z.array(z.string()).min(1)]).transform((value, ctx) => {
+  if (Array.isArray(value)) return value;
+  const split = splitCommand(value);
+  if ("error" in split) {
+    ctx.addIssue({ code: "custom", message: split.error });
+    return z.NEVER;
+  }
+  return split.argv;
+});
+
+const nodeId = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9_-]{0,31}$/,
+    "use 1-32 lowercase letters, digits, '-' or '_', starting with a letter or digit",
+  );
+
+const absolutePath = z.string().regex(/^\//, "must be an absolute path");
+
+const hostKey = z
+  .string()
+  .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected an OpenSSH fingerprint like "SHA256:…" (ssh-keygen -lf)');
+
+const overrideValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+const sshSchema = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(22),
+  user: z.string().min(1),
+  private_key: z.string().min(1),
+  passphrase: secret.optional(),
+  host_key: hostKey,
+  connect_timeout: duration.default(10_000),
+  keepalive_interval: duration.default(5_000),
+});
+
+const nodeSchema = z.strictObject({
+  id: nodeId,
+  ssh: sshSchema,
+  data_dir: absolutePath.default("/opt/zigbee2mqtt/data"),
+  staging_dir: absolutePath,
+  coordinator: z
+    .strictObject({
+      port: absolutePath.default("/dev/ttyUSB0"),
+      tools: command.default(["sudo", "python3", "-m", "zigpy_znp.tools"]),
+      tool_timeout: duration.default(180_000),
+    })
+    .prefault({}),
+  service: z
+    .strictObject({
+      start: command.default(["sudo", "rc-service", "zigbee2mqtt", "start"]),
+      stop: command.default(["sudo", "rc-service", "zigbee2mqtt", "stop"]),
+      status: command.default(["sudo", "rc-service", "zigbee2mqtt", "status"]),
+      timeout: duration.default(60_000),
+    })
+    .prefault({}),
+  /** Dotted paths in configuration.yaml that differ per node, e.g. frontend.host and serial.port. */
+  overrides: z
+    .record(z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "expected a dotted path"), overrideValue)
+    .default({}),
+  /** Lower is preferred when choosing a standby. */
+  priority: z.number().int().default(100),
+});
+
+const snmpV3User = z.strictObject({
+  name: z.string().min(1),
+  level: z.enum(["noAuthNoPriv", "authNoPriv", "authPriv"]).default("authPriv"),
+  auth_protocol: z.enum(["md5", "sha", "sha224", "sha256", "sha384", "sha512"]).default("sha"),
+  auth_key: secret.optional(),
+  priv_protocol: z.enum(["des", "aes", "aes256b", "aes256r"]).default("aes"),
+  priv_key: secret.optional(),
+  engine_id: z
+    .string()
+    .regex(/^([0-9a-fA-F]{2}){5,32}$/, "hex, 5 to 32 bytes")
+    .optional(),
+});
+
+const snmpTarget = z
+  .strictObject({
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(162),
+    version: z.enum(["2c", "3"]).default("2c"),
+    community: secret.optional(),
+    inform: z.boolean().default(false),
+    retries: z.number().int().min(0).max(10).default(2),
+    timeout: duration.default(2_000),
+    user: snmpV3User.optional(),
+  })
+  .superRefine((target, ctx) => {
+    if (target.version === "3" && !target.user) {
+      ctx.addIssue({ code: "custom", path: ["user"], message: "required for SNMPv3" });
+    }
+    if (target.user?.level !== "noAuthNoPriv" && target.user && !target.user.auth_key) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["user", "auth_key"],
+        message: `required for ${target.user.level}`,
+      });
+    }
+    if (target.user?.level === "authPriv" && !target.user.priv_key) {
+      ctx.addIssue({ code: "custom", path: ["user", "priv_key"], message: "required for authPriv" });
+    }
+  });
+
+export const configSchema = z
+  .strictObject({
+    cluster_name: z.string().min(1).max(64).default("zigbee2mqtt"),
+    state_dir: absolutePath.default("/var/lib/zigbee2mqtt-ha"),
+    log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+    server: z
+      .strictObject({
+        host: z.string().min(1).default("127.0.0.1"),
+        port: z.number().int().min(0).max(65535).default(8485),
+        token: secret.optional(),
+        /** Where the generated token is kept; defaults to <state_dir>/token. */
+        token_file: absolutePath.optional(),
+      })
+      .prefault({}),
+    mqtt: z.strictObject({
+      url: z.string().regex(/^(mqtts?|wss?|tcp|ssl):\/\//, "expected mqtt://host:port or mqtts://…"),
+      username: z.string().optional(),
+      password: secret.optional(),
+      base_topic: z.string().min(1).default("zigbee2mqtt"),
+      client_id: z.string().optional(),
+      keepalive: duration.default(10_000),
+    }),
+    nodes: z.array(nodeSchema).min(2, "at least two nodes are needed for high availability"),
+    sync: z
+      .strictObject({
+        interval: duration.default(300_000),
+        debounce: duration.default(10_000),
+        exclude: z.array(z.string().min(1)).default(["log", "ota"]),
+        keep: z.number().int().min(1).default(10),
+        backup_timeout: duration.default(30_000),
+      })
+      .prefault({}),
+    failover: z
+      .strictObject({
+        automatic: z.boolean().default(true),
+        grace: duration.default(30_000),
+        restart_attempts: z.number().int().min(0).max(10).default(1),
+        cooldown: duration.default(600_000),
+        max_per_hour: z.number().int().min(1).default(3),
+        fence_command: command.nullable().default(null),
+        /** Added to every frame counter when restoring from a backup, as zigbee2mqtt's own restore does. */
+        frame_counter_increment: z.number().int().min(0).default(2500),
+      })
+      .prefault({}),
+    monitor: z
+      .strictObject({
+        probe_interval: duration.default(3_000),
+        probe_timeout: duration.default(2_500),
+        failures: z.number().int().min(1).default(3),
+        clock_skew_warn: duration.default(2_000),
+        staging_max_age: duration.default(900_000),
+      })
+      .prefault({}),
+    schedule: z
+      .strictObject({
+        /** Cron-like "minute hour day-of-month month day-of-week", e.g. "0 4 * * 1,4". */
+        switchover: z.string().nullable().default(null),
+      })
+      .prefault({}),
+    snmp: z
+      .strictObject({
+        targets: z.array(snmpTarget).min(1),
+        /** Enterprise arc of the product's MIB; change it if you own an arc of your own. */
+        enterprise_oid: z
+          .string()
+          .regex(/^1\.3\.6\.1\.4\.1(\.\d+)+$/, "expected an OID under 1.3.6.1.4.1")
+          .optional(),
+        /** Also (or only) send the prototype's CUSTOM-SCRIPT-MIB trap. */
+        prototype_compat: z.enum(["off", "also", "only"]).default("off"),
+        queue_size: z.number().int().min(1).default(1000),
+      })
+      .optional(),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Map<string, number>();
+    config.nodes.forEach((node, index) => {
+      const first = seen.get(node.id);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["nodes", index, "id"],
+          message: `duplicate node id "${node.id}" (also nodes[${first}].id)`,
+        });
+      } else {
+        seen.set(node.id, index);
+      }
+    });
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type NodeConfig = Config["nodes"][number];
+export type SnmpConfig = NonNullable<Config["snmp"]>;
+export type SnmpTargetConfig = SnmpConfig["targets"][number];

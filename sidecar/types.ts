@@ -1,0 +1,161 @@
+/**
+ * Plain domain types shared by every layer. Nothing here imports anything: the modules above
+ * (store, node, z2m, cluster, notify, api) all speak these words.
+ */
+
+export type OperationKind =
+  | "switchover"
+  | "failover"
+  | "sync"
+  | "check"
+  | "restart"
+  | "recovery"
+  | "restore-snapshot"
+  | "decision"
+  | "fence";
+
+export type OperationStatus =
+  | "running"
+  | "succeeded"
+  | "failed"
+  /** Failed and then rolled back to the state before it started. */
+  | "rolled_back"
+  /** Found unfinished in the journal at start-up: the sidecar died while it ran. */
+  | "interrupted";
+
+export type StepStatus = "running" | "succeeded" | "failed" | "skipped" | "interrupted";
+
+export interface StepRecord {
+  name: string;
+  status: StepStatus;
+  started_at: string;
+  finished_at?: string;
+  duration_ms?: number;
+  /** Short human-readable result, e.g. "zigbee2mqtt stopped" or the tail of a tool's output. */
+  detail?: string;
+  error?: string;
+  /** Rollback steps are recorded with the rest, marked so. */
+  rollback?: boolean;
+}
+
+export interface OperationRecord {
+  id: string;
+  kind: OperationKind;
+  status: OperationStatus;
+  mutating: boolean;
+  started_at: string;
+  finished_at?: string;
+  duration_ms?: number;
+  /** Who or what asked: "api", "cli", "policy", "schedule", "startup". */
+  trigger: string;
+  reason?: string;
+  params: Record<string, unknown>;
+  steps: StepRecord[];
+  /** Free-form outcome data of the operation (bytes moved, new active node, ...). */
+  result?: Record<string, unknown>;
+  error?: { step?: string; message: string; output?: string };
+  /** For interrupted operations: the last step that finished successfully. */
+  last_completed_step?: string;
+}
+
+export interface AutomationState {
+  automatic_failover: boolean;
+  maintenance: boolean;
+}
+
+/** What the sidecar persists about the cluster between restarts. */
+export interface ClusterState {
+  version: 1;
+  active: string | null;
+  automation: AutomationState;
+  /** Nodes that must not run zigbee2mqtt until an operator or a switchover clears them. */
+  fenced: Record<string, { at: string; reason: string }>;
+  last_sync?: { at: string; operation_id: string; snapshot_id?: string; bytes_moved?: number };
+  last_switchover?: {
+    at: string;
+    operation_id: string;
+    from: string | null;
+    to: string;
+    kind: "switchover" | "failover";
+  };
+  last_nvram_snapshot?: { at: string; id: string; node: string };
+}
+
+export type NodeRole = "active" | "standby";
+
+export type NodeHealth =
+  | "active-healthy"
+  | "active-degraded"
+  | "active-down"
+  | "standby-ready"
+  | "standby-not-ready"
+  | "unreachable"
+  | "fenced"
+  | "unknown";
+
+export interface NodeCheck {
+  name: string;
+  ok: boolean;
+  detail?: string;
+}
+
+export interface NodeStatus {
+  id: string;
+  role: NodeRole;
+  health: NodeHealth;
+  reason: string;
+  reachable: boolean | null;
+  latency_ms?: number;
+  zigbee2mqtt_running: boolean | null;
+  coordinator_port_present: boolean | null;
+  tools_present: boolean | null;
+  clock_offset_ms?: number;
+  free_bytes?: { data_dir?: number; staging_dir?: number };
+  staging_age_s?: number | null;
+  checked_at?: string;
+  checks: NodeCheck[];
+}
+
+export interface BridgeStatus {
+  /** Whether the controller's MQTT client is connected to the broker. */
+  broker_connected: boolean;
+  state: "online" | "offline" | "unknown";
+  /** Node whose frontend host appears in bridge/info, if any. */
+  publishing_node: string | null;
+  frontend_host?: string;
+  coordinator_ieee?: string;
+  network?: { pan_id: number; extended_pan_id: string; channel: number };
+  version?: string;
+  changed_at?: string;
+}
+
+export type AlertKind =
+  | "split_brain"
+  | "no_standby_ready"
+  | "active_down"
+  | "broker_unreachable"
+  | "clock_skew"
+  | "journal_truncated"
+  | "recovery"
+  | "fence_failed";
+
+export interface Alert {
+  kind: AlertKind;
+  severity: "info" | "warning" | "critical";
+  message: string;
+  node?: string;
+  at: string;
+}
+
+/** Everything published on the event stream and fed to notifiers. */
+export type ClusterEvent =
+  | { type: "operation.started"; operation: OperationRecord }
+  | { type: "operation.step"; operation_id: string; kind: OperationKind; step: StepRecord }
+  | { type: "operation.finished"; operation: OperationRecord }
+  | { type: "state.changed"; state: ClusterState }
+  | { type: "node.changed"; node: NodeStatus; previous?: NodeHealth }
+  | { type: "bridge.changed"; bridge: BridgeStatus }
+  | { type: "alert.raised"; alert: Alert }
+  | { type: "alert.cleared"; alert: Pick<Alert, "kind" | "node" | "at"> };
+
+export type ClusterEventType = ClusterEvent["type"];

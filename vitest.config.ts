@@ -1,0 +1,37 @@
+import { defineConfig } from "vitest/config";
+
+// Three projects, from cheap to expensive:
+// - unit: pure logic, fakes allowed, no root, no network;
+// - integration: real parts on loopback (sshd, Mosquitto, snmptrapd, the sidecar process);
+// - lab: the multi-host lab in network namespaces (root), brought up once for the whole project.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["test/unit/**/*.test.ts"],
+          testTimeout: 10_000,
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: "lab",
+          include: ["test/lab/**/*.test.ts"],
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+          globalSetup: ["test/lab/global-setup.ts"],
+        },
+      },
+    ],
+  },
+});
