@@ -159,3 +159,50 @@ export type ClusterEvent =
   | { type: "alert.cleared"; alert: Pick<Alert, "kind" | "node" | "at"> };
 
 export type ClusterEventType = ClusterEvent["type"];
+
+export interface ClusterInfo {
+  instance_id: string;
+  name: string;
+  cluster_name: string;
+  version: string;
+  api_version: 1;
+  nodes: string[];
+}
+
+export interface ClusterStatus {
+  cluster_name: string;
+  active: string | null;
+  automation: AutomationState;
+  bridge: BridgeStatus;
+  nodes: NodeStatus[];
+  last_sync: NonNullable<ClusterState["last_sync"]> | null;
+  last_switchover: NonNullable<ClusterState["last_switchover"]> | null;
+  last_nvram_snapshot: NonNullable<ClusterState["last_nvram_snapshot"]> | null;
+  fenced: ClusterState["fenced"];
+  running_operation: OperationRecord | null;
+  alerts: Alert[];
+}
+
+export interface NodeDetail extends NodeStatus {
+  host: string;
+  data_dir: string;
+  staging_dir: string;
+  coordinator_port: string;
+  overrides: Record<string, string | number | boolean | null>;
+  versions?: Record<string, string>;
+  snapshots?: {
+    staging?: { snapshot_id: string | null; at: string | null };
+    nvram?: { id: string; at: string } | null;
+  };
+}
+
+export interface SnapshotInfo {
+  id: string;
+  kind: "data" | "nvram";
+  created_at: string;
+  node: string;
+  operation_id?: string;
+  files?: number;
+  bytes: number;
+  pinned: boolean;
+}

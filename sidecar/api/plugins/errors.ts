@@ -1,0 +1,106 @@
+import type { FastifyError, FastifyInstance } from "fastify";
+import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from "fastify-type-provider-zod";
+import {
+  ConflictError,
+  DomainError,
+  NodeUnreachableError,
+  NotFoundError,
+  PreconditionError,
+} from "../../cluster/errors.js";
+
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+function statusOf(error: DomainError): number {
+  if (error instanceof ConflictError) return 409;
+  if (error instanceof NotFoundError) return 404;
+  if (error instanceof NodeUnreachableError) return 503;
+  if (error instanceof PreconditionError) return 422;
+  if (error.code === "not_implemented") return 501;
+  return 500;
+}
+
+/** The one place errors become HTTP responses: `{error: {code, message, details?}}`. */
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({
+      error: { code: "not_found", message: `no route ${request.method} ${request.url.split("?")[0]}` },
+    });
+  });
+
+  app.setErrorHandler((error: FastifyError | Error, request, reply) => {
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const issues = error.validation.map((v) => {
+        const path = formatInstancePath(v.instancePath, v.params?.issue);
+        return { path, message: v.message ?? "invalid" };
+      });
+      const where = error.validationContext ?? "request";
+      reply.code(400).send({
+        error: {
+          code: "bad_request",
+          message: issues.map((i) => `${where}${i.path ? `.${i.path}` : ""}: ${i.message}`).join("; "),
+          details: { issues, in: where },
+        },
+      });
+      return;
+    }
+    if (error instanceof HttpError) {
+      if (error.statusCode === 401) reply.header("www-authenticate", 'Bearer realm="zigbee2mqtt-ha"');
+      reply.code(error.statusCode).send({
+        error: {
+          code: error.code,
+          message: error.message,
+          ...(error.details ? { details: error.details } : {}),
+        },
+      });
+      return;
+    }
+    if (error instanceof DomainError) {
+      reply.code(statusOf(error)).send({
+        error: {
+          code: error.code,
+          message: error.message,
+          ...(error.details ? { details: error.details } : {}),
+        },
+      });
+      return;
+    }
+    if (isResponseSerializationError(error)) {
+      request.log.error({ err: error, issues: error.cause.issues }, "response does not match its schema");
+      reply
+        .code(500)
+        .send({ error: { code: "internal", message: "internal error: response does not match its schema" } });
+      return;
+    }
+    const fastifyError = error as FastifyError;
+    if (fastifyError.statusCode && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+      reply.code(fastifyError.statusCode).send({
+        error: { code: fastifyError.code?.toLowerCase() ?? "bad_request", message: fastifyError.message },
+      });
+      return;
+    }
+    request.log.error({ err: error }, "unhandled error");
+    reply.code(500).send({ error: { code: "internal", message: "internal error" } });
+  });
+}
+
+/** "/target" and a zod issue path → "target", "nodes[1].id" style. */
+function formatInstancePath(instancePath: string, issue: unknown): string {
+  const fromIssue = (issue as { path?: PropertyKey[] } | undefined)?.path;
+  const parts: PropertyKey[] =
+    fromIssue && fromIssue.length > 0 ? fromIssue : instancePath.split("/").filter(Boolean);
+  let out = "";
+  for (const part of parts) {
+    if (typeof part === "number" || /^\d+$/.test(String(part))) out += `[${String(part)}]`;
+    else out += out === "" ? String(part) : `.${String(part)}`;
+  }
+  return out;
+}

@@ -1,0 +1,113 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { ClusterService } from "../../cluster/service.js";
+import {
+  errorBody,
+  failoverRequest,
+  operationRecord,
+  operationsQuery,
+  switchoverRequest,
+  syncRequest,
+} from "../schemas.js";
+
+/** Who asked, for the operation history: the CLI says so in a header, everything else is "api". */
+function triggerOf(headers: Record<string, unknown>): string {
+  const client = headers["x-z2mha-client"];
+  return typeof client === "string" && /^[a-z0-9-]{1,32}$/.test(client) ? client : "api";
+}
+
+const accepted = {
+  202: operationRecord,
+  400: errorBody,
+  401: errorBody,
+  409: errorBody,
+  422: errorBody,
+  503: errorBody,
+};
+
+export const operationRoutes: FastifyPluginAsyncZod<{ cluster: ClusterService }> = async (
+  app,
+  { cluster },
+) => {
+  app.post(
+    "/api/v1/switchover",
+    {
+      schema: {
+        tags: ["operations"],
+        summary: "Planned switchover to another node",
+        description:
+          "Starts the operation and answers 202 with it; 409 while another mutating operation runs.",
+        body: switchoverRequest.optional().default({}),
+        response: accepted,
+      },
+    },
+    async (request, reply) =>
+      reply.code(202).send(cluster.switchover(request.body ?? {}, triggerOf(request.headers))),
+  );
+
+  app.post(
+    "/api/v1/failover",
+    {
+      schema: {
+        tags: ["operations"],
+        summary: "Unplanned takeover when the active node is dead: fence it, restore on the target",
+        body: failoverRequest.optional().default({}),
+        response: accepted,
+      },
+    },
+    async (request, reply) =>
+      reply.code(202).send(cluster.failover(request.body ?? {}, triggerOf(request.headers))),
+  );
+
+  app.post(
+    "/api/v1/sync",
+    {
+      schema: {
+        tags: ["operations"],
+        summary: "Copy the active node's data dir to every standby's staging dir now",
+        body: syncRequest.optional().default({}),
+        response: accepted,
+      },
+    },
+    async (request, reply) =>
+      reply.code(202).send(cluster.sync(triggerOf(request.headers), request.body?.reason)),
+  );
+
+  app.post(
+    "/api/v1/check",
+    {
+      schema: {
+        tags: ["operations"],
+        summary: "Preflight of every node (ssh, sudo, tools, port, disk, clock)",
+        response: { 202: operationRecord, 401: errorBody },
+      },
+    },
+    async (request, reply) => reply.code(202).send(cluster.check(triggerOf(request.headers))),
+  );
+
+  app.get(
+    "/api/v1/operations",
+    {
+      schema: {
+        tags: ["operations"],
+        summary: "Operation history, newest first",
+        querystring: operationsQuery,
+        response: { 200: z.object({ operations: z.array(operationRecord) }), 400: errorBody, 401: errorBody },
+      },
+    },
+    async (request) => ({ operations: cluster.operations(request.query.limit, request.query.kind) }),
+  );
+
+  app.get(
+    "/api/v1/operations/:id",
+    {
+      schema: {
+        tags: ["operations"],
+        summary: "One operation with its steps",
+        params: z.object({ id: z.string() }),
+        response: { 200: operationRecord, 401: errorBody, 404: errorBody },
+      },
+    },
+    async (request) => cluster.operation(request.params.id),
+  );
+};
