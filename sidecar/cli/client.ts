@@ -33,9 +33,10 @@ function readToken(path: string): string {
 }
 
 export function resolveEndpoint(flags: EndpointFlags): Endpoint {
-  let url = flags.url ?? process.env.Z2MHA_URL;
-  let token = flags.token ?? process.env.Z2MHA_TOKEN;
-  const tokenFile = flags.tokenFile ?? process.env.Z2MHA_TOKEN_FILE;
+  // An empty flag or variable counts as unset.
+  let url = flags.url || process.env.Z2MHA_URL || undefined;
+  let token = flags.token || process.env.Z2MHA_TOKEN || undefined;
+  const tokenFile = flags.tokenFile || process.env.Z2MHA_TOKEN_FILE || undefined;
   if (!token && tokenFile) token = readToken(tokenFile);
   const cfgPath = configPath(flags.config);
   if ((!url || !token) && cfgPath) {

@@ -215,27 +215,22 @@ export class OperationRunner {
     this.bus.publish({ type: "operation.step", operation_id: op.id, kind: op.kind, step: { ...record } });
 
     const controller = new AbortController();
-    const onShutdown = () => controller.abort(this.#shutdown.signal.reason);
+    let interrupt!: (reason: Error) => void;
+    // Rejects before aborting, so the step's own reaction to the abort cannot win the race.
+    const interrupted = new Promise<never>((_, reject) => {
+      interrupt = (reason) => {
+        reject(reason);
+        controller.abort(reason);
+      };
+    });
+    const onShutdown = () => interrupt(this.#shutdown.signal.reason as Error);
     this.#shutdown.signal.addEventListener("abort", onShutdown, { once: true });
     let timer: NodeJS.Timeout | undefined;
     let error: Error | undefined;
     try {
       if (this.#shutdown.signal.aborted) throw this.#shutdown.signal.reason as Error;
-      const detail = await Promise.race([
-        step.run({ ctx: plan.ctx, signal: controller.signal, op }),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            const timeout = new StepTimeout(step.name, step.timeoutMs);
-            controller.abort(timeout);
-            reject(timeout);
-          }, step.timeoutMs);
-        }),
-        new Promise<never>((_, reject) => {
-          controller.signal.addEventListener("abort", () => reject(controller.signal.reason as Error), {
-            once: true,
-          });
-        }),
-      ]);
+      timer = setTimeout(() => interrupt(new StepTimeout(step.name, step.timeoutMs)), step.timeoutMs);
+      const detail = await Promise.race([step.run({ ctx: plan.ctx, signal: controller.signal, op }), interrupted]);
       record.status = "succeeded";
       if (typeof detail === "string" && detail !== "") record.detail = detail;
     } catch (caught) {

@@ -83,5 +83,5 @@ export function loadConfig(file: string): Config {
 
 /** --config FILE wins over $Z2MHA_CONFIG. */
 export function configPath(flag: string | undefined): string | undefined {
-  return flag ?? process.env.Z2MHA_CONFIG ?? undefined;
+  return flag || process.env.Z2MHA_CONFIG || undefined;
 }
