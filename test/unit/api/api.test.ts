@@ -133,7 +133,7 @@ describe("OpenAPI", () => {
     expect(res.statusCode).toBe(200);
     const doc = res.json();
     const validated = await SwaggerParser.validate(structuredClone(doc));
-    expect(validated.openapi).toBe("3.1.0");
+    expect((validated as { openapi?: string }).openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
         "/api/v1/automation",
