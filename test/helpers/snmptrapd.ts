@@ -105,7 +105,7 @@ export function freeUdpPort(): Promise<number> {
 
 function configText(options: SnmptrapdOptions): string {
   const safe = /^[^\s"'\\]+$/;
-  const lines = ["doNotRetainNotificationLogs yes"];
+  const lines: string[] = [];
   for (const community of options.communities ?? ["public"]) {
     if (!safe.test(community)) throw new Error(`community with blanks or quotes: ${community}`);
     lines.push(`authCommunity log,execute,net ${community}`);
