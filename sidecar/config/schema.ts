@@ -152,7 +152,10 @@ const snmpTarget = z
       .optional(),
     host: z.string().min(1),
     port: z.number().int().min(1).max(65535).default(162),
-    version: z.enum(["2c", "3"]).default("2c"),
+    /** YAML reads an unquoted `version: 3` as a number; accept it as "3". */
+    version: z
+      .preprocess((v) => (typeof v === "number" ? String(v) : v), z.enum(["2c", "3"]))
+      .default("2c"),
     community: secret.optional(),
     inform: z.boolean().default(false),
     retries: z.number().int().min(0).max(10).default(2),
@@ -221,6 +224,8 @@ export const configSchema = z
         exclude: z.array(z.string().min(1)).default(["log", "ota"]),
         keep: z.number().int().min(1).default(10),
         backup_timeout: duration.default(30_000),
+        /** Ask zigbee2mqtt for a fresh coordinator_backup.json at most this often (each scheduled sync, by default). */
+        backup_refresh: duration.default(240_000),
       })
       .prefault({}),
     failover: z

@@ -32,6 +32,7 @@ export class TargetQueue {
   #sender: NotificationSender | undefined;
   #inFlight: { notification: OutgoingNotification; timer: NodeJS.Timeout } | undefined;
   #closed = false;
+  #scheduled = false;
   readonly #idle = new Set<() => void>();
 
   constructor(private readonly options: TargetQueueOptions) {}
@@ -55,7 +56,7 @@ export class TargetQueue {
     }
     this.#waiting.push(notification);
     this.options.events.depth(this.#waiting.length);
-    this.#pump();
+    this.#schedule();
   }
 
   /** Resolves when nothing waits and nothing is in flight, or when `deadlineMs` has passed. */
@@ -87,6 +88,19 @@ export class TargetQueue {
 
   #isIdle(): boolean {
     return this.#waiting.length === 0 && this.#inFlight === undefined;
+  }
+
+  /**
+   * Sends on a later turn of the event loop, never inside push(): the publisher's call stays
+   * O(1) even when building a session or localizing SNMPv3 keys (a megabyte of hashing) is due.
+   */
+  #schedule(): void {
+    if (this.#scheduled || this.#closed || this.#inFlight) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#pump();
+    });
   }
 
   #pump(): void {
@@ -125,7 +139,7 @@ export class TargetQueue {
     }
     if (this.#isIdle()) for (const resolve of [...this.#idle]) resolve();
     // Next send on a fresh stack: a sender that answers synchronously must not recurse per item.
-    if (!this.#closed && this.#waiting.length > 0) setImmediate(() => this.#pump());
+    if (this.#waiting.length > 0) this.#schedule();
   }
 
   #closeSender(): void {

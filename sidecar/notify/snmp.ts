@@ -1,3 +1,4 @@
+import { isIPv6 } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { Config, SnmpConfig, SnmpTargetConfig } from "../config/schema.js";
@@ -25,9 +26,10 @@ export interface SnmpNotifierOptions extends SnmpNotifierDeps {
   config: SnmpConfig;
 }
 
-/** The label a target has in metrics and logs: its name, or host:port. */
+/** The label a target has in metrics and logs: its name, or host:port ([v6]:port). */
 export function targetLabel(target: SnmpTargetConfig): string {
-  return target.name ?? `${target.host}:${target.port}`;
+  if (target.name) return target.name;
+  return isIPv6(target.host) ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
 }
 
 interface Target {

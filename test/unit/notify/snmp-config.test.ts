@@ -42,6 +42,14 @@ describe("snmp config", () => {
     });
   });
 
+  it('takes an unquoted YAML `version: 3` as "3" and rejects other versions', () => {
+    const snmp = snmpConfig({
+      targets: [{ host: "a", version: 3, user: { name: "ops", auth_key: "12345678", priv_key: "12345678" } }],
+    });
+    expect(snmp.targets[0]?.version).toBe("3");
+    expect(issues({ targets: [{ host: "a", version: 1 }] })[0]).toMatch(/^snmp\.targets\.0\.version: /);
+  });
+
   it("says which USM key is too short, without echoing it", () => {
     const found = issues(v3({ auth_key: "short", priv_key: "also" }));
     expect(found).toEqual([

@@ -4,7 +4,7 @@ import type { SnmpTargetConfig } from "../../../sidecar/config/schema.js";
 import { createLogger } from "../../../sidecar/log.js";
 import { createRegistry } from "../../../sidecar/metrics.js";
 import { EventBus } from "../../../sidecar/notify/bus.js";
-import { createSnmpNotifier, SnmpNotifier } from "../../../sidecar/notify/snmp.js";
+import { createSnmpNotifier, SnmpNotifier, targetLabel } from "../../../sidecar/notify/snmp.js";
 import { deriveEngineId } from "../../../sidecar/notify/snmp-session.js";
 import type { ClusterEvent } from "../../../sidecar/types.js";
 import { snmpConfig } from "../../helpers/snmp-config.js";
@@ -70,10 +70,13 @@ const twoTargets = {
 
 describe("SnmpNotifier", () => {
   it("queues each event's notification for every target without waiting for the network", async () => {
-    const { notifier, bus, senders } = setup(twoTargets);
+    const { notifier, bus, registry, senders } = setup(twoTargets);
     notifier.start();
     bus.publish(finishedSwitchover);
-    // Publishing returned while both sends are still open: nothing was waited for.
+    // Publishing only queued: no session was even opened yet.
+    expect(senders).toEqual([]);
+    expect(await registry.metrics()).toMatch(/z2mha_snmp_queue_depth\{target="127\.0\.0\.1:1162".*\} 1/);
+    await tick();
     expect(senders.map((s) => s.pending.length)).toEqual([1, 1]);
     const [v2, v3] = senders;
     expect(v2?.sent[0]?.trapOid).toBe("1.3.6.1.4.1.32473.8485.0.2");
@@ -87,28 +90,27 @@ describe("SnmpNotifier", () => {
     const also = setup({ ...twoTargets, prototype_compat: "also" }, "ok");
     also.notifier.start();
     also.bus.publish(finishedSwitchover);
-    await tick();
+    await also.notifier.stop();
     expect(also.senders[0]?.sent.map((n) => n.trapOid)).toEqual([
       "1.3.6.1.4.1.32473.8485.0.2",
       "1.3.6.1.4.1.8072.2.1.1",
     ]);
-    await also.notifier.stop();
 
     const only = setup({ ...twoTargets, prototype_compat: "only" }, "ok");
     only.notifier.start();
     only.bus.publish(finishedSwitchover);
-    await tick();
+    await only.notifier.stop();
     expect(only.senders.flatMap((s) => s.sent.map((n) => n.mib))).toEqual([
       "CUSTOM-SCRIPT-MIB",
       "CUSTOM-SCRIPT-MIB",
     ]);
-    await only.notifier.stop();
   });
 
   it("computes every OID from the configured enterprise_oid", async () => {
     const { notifier, bus, senders } = setup({ ...twoTargets, enterprise_oid: "1.3.6.1.4.1.424242.1" });
     notifier.start();
     bus.publish(finishedSwitchover);
+    await tick();
     expect(senders[0]?.sent[0]?.trapOid).toBe("1.3.6.1.4.1.424242.1.0.2");
     expect(senders[0]?.sent[0]?.varbinds.every((v) => v.oid.startsWith("1.3.6.1.4.1.424242.1.1."))).toBe(
       true,
@@ -120,6 +122,7 @@ describe("SnmpNotifier", () => {
     const { notifier, bus, registry, senders } = setup({ ...twoTargets, queue_size: 1 });
     notifier.start();
     bus.publish(finishedSwitchover);
+    await tick();
     bus.publish(finishedSwitchover);
     bus.publish(finishedSwitchover); // one in flight, one waiting: the second is dropped
     senders[0]?.pending[0]?.finish();
@@ -162,6 +165,7 @@ describe("SnmpNotifier", () => {
     });
     notifier.start();
     expect(() => bus.publish(finishedSwitchover)).not.toThrow();
+    await tick();
     expect(lines.some((l) => l.startsWith("listener threw"))).toBe(false);
     expect(await registry.metrics()).toMatch(
       /z2mha_snmp_notifications_failed_total\{target="127\.0\.0\.1:1162".*\} 1/,
@@ -180,6 +184,7 @@ describe("SnmpNotifier", () => {
     );
     notifier.start();
     for (let i = 0; i < 3; i++) bus.publish(finishedSwitchover);
+    await tick();
     for (let i = 0; i < 2; i++) {
       senders.at(-1)?.pending[0]?.finish(new Error("send failed"));
       await tick();
@@ -239,6 +244,23 @@ describe("SnmpNotifier", () => {
     expect(createSnmpNotifier(snmpConfig(twoTargets), deps)?.targets).toEqual([
       "127.0.0.1:1162",
       "127.0.0.1:1163",
+    ]);
+  });
+});
+
+describe("targetLabel", () => {
+  it("is the name, else host:port, with brackets around an IPv6 address", () => {
+    const [a, b, c] = snmpConfig({
+      targets: [
+        { host: "nms.lan" },
+        { host: "::1", port: 1162 },
+        { host: "nms.lan", name: "nms", inform: true },
+      ],
+    }).targets;
+    expect([a, b, c].map((t) => targetLabel(t as SnmpTargetConfig))).toEqual([
+      "nms.lan:162",
+      "[::1]:1162",
+      "nms",
     ]);
   });
 });

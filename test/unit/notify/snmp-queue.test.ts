@@ -45,6 +45,10 @@ describe("TargetQueue", () => {
     queue.push(note(1));
     queue.push(note(2));
     queue.push(note(3));
+    // push() only queues; the send starts on a later turn of the event loop.
+    expect(queue.busy).toBe(false);
+    expect(queue.waiting).toBe(3);
+    await tick();
     expect(current().pending.map((p) => p.notification.trapOid)).toEqual(["1.3.6.1.4.1.1.0.1"]);
     expect(queue.waiting).toBe(2);
     current().pending[0]?.finish();
@@ -60,9 +64,11 @@ describe("TargetQueue", () => {
     expect(log.depth.at(-1)).toBe(0);
   });
 
-  it("drops the oldest waiting notification when full, and counts it", () => {
+  it("drops the oldest waiting notification when full, and counts it", async () => {
     const { queue, log, current } = harness({ capacity: 2 });
-    for (let i = 1; i <= 5; i++) queue.push(note(i));
+    queue.push(note(1));
+    await tick();
+    for (let i = 2; i <= 5; i++) queue.push(note(i));
     // 1 is in flight; 2 and 3 made room for 4 and 5.
     expect(current().pending.map((p) => p.notification.trapOid)).toEqual(["1.3.6.1.4.1.1.0.1"]);
     expect(log.dropped).toEqual([
@@ -77,6 +83,7 @@ describe("TargetQueue", () => {
     const { queue, log, senders, current } = harness();
     queue.push(note(1));
     queue.push(note(2));
+    await tick();
     current().pending[0]?.finish(new Error("Request timed out"));
     expect(log.failed).toEqual([["1.3.6.1.4.1.1.0.1", "Request timed out"]]);
     expect(senders[0]?.closed).toBe(true);
@@ -93,6 +100,7 @@ describe("TargetQueue", () => {
       const { queue, log, senders } = harness({ deadlineMs: 30 });
       queue.push(note(1));
       queue.push(note(2));
+      await tick();
       const first = senders[0]?.pending[0];
       vi.advanceTimersByTime(29);
       expect(log.failed).toEqual([]);
@@ -117,6 +125,7 @@ describe("TargetQueue", () => {
       },
     });
     expect(() => queue.push(note(1))).not.toThrow();
+    await tick();
     expect(log.failed).toEqual([["1.3.6.1.4.1.1.0.1", "bad target"]]);
     expect(queue.busy).toBe(false);
   });
@@ -135,6 +144,7 @@ describe("TargetQueue", () => {
     const { queue, log, current } = harness();
     queue.push(note(1));
     queue.push(note(2));
+    await tick();
     await queue.drain(20);
     expect(log.sent).toEqual([]);
     queue.close();
