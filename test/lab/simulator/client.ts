@@ -1,0 +1,113 @@
+/**
+ * Typed client for a simulator's control socket (see control.ts). Each call opens a short-lived
+ * connection, so a client survives the simulator process being restarted between calls.
+ */
+import { connect } from "node:net";
+import type { ZigpyNvramDump } from "./nv.js";
+
+export interface SimulatorStatus {
+  ok: true;
+  /** The IEEE the dongle currently answers with (NV EXTADDR), MSB first. */
+  ieee: string;
+  /** The factory IEEE, restored when EXTADDR is deleted. */
+  hardware_ieee: string;
+  state: "hold" | "started";
+  device_state: number;
+  nwk_frame_counter: number;
+  max_nwk_frame_counter: number;
+  pan_id: number | null;
+  /** NIB extended PAN ID, MSB first (the order zigbee2mqtt's coordinator_backup.json uses). */
+  extended_pan_id: string | null;
+  channel: number | null;
+  configured: boolean;
+  unplugged: boolean;
+  host_connected: boolean;
+  frames_per_second: number;
+}
+
+export interface SimulatorStats {
+  ok: true;
+  frames_in: number;
+  frames_out: number;
+  commands: Record<string, number>;
+  unknown_commands: string[];
+  discarded_bytes: number;
+}
+
+export class SimulatorError extends Error {}
+
+export class SimulatorClient {
+  constructor(
+    readonly socketPath: string,
+    private readonly timeoutMs = 15_000,
+  ) {}
+
+  status(): Promise<SimulatorStatus> {
+    return this.request<SimulatorStatus>({ cmd: "status" });
+  }
+
+  async nvram(): Promise<ZigpyNvramDump> {
+    return (await this.request<{ ok: true; nvram: ZigpyNvramDump }>({ cmd: "nvram" })).nvram;
+  }
+
+  stats(): Promise<SimulatorStats> {
+    return this.request<SimulatorStats>({ cmd: "stats" });
+  }
+
+  unplug(): Promise<SimulatorStatus> {
+    return this.request<SimulatorStatus>({ cmd: "unplug" });
+  }
+
+  replug(): Promise<SimulatorStatus> {
+    return this.request<SimulatorStatus>({ cmd: "replug" });
+  }
+
+  powerCycle(): Promise<SimulatorStatus> {
+    return this.request<SimulatorStatus>({ cmd: "power-cycle" });
+  }
+
+  setTraffic(framesPerSecond: number): Promise<SimulatorStatus> {
+    return this.request<SimulatorStatus>({ cmd: "set-traffic", frames_per_second: framesPerSecond });
+  }
+
+  /** Send any request object; resolves with the reply, rejects with SimulatorError on `ok: false`. */
+  request<T>(body: Record<string, unknown>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const socket = connect(this.socketPath);
+      let buffer = "";
+      let settled = false;
+      const finish = (error: Error | undefined, value?: T) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.destroy();
+        if (error) reject(error);
+        else resolve(value as T);
+      };
+      const timer = setTimeout(
+        () =>
+          finish(new SimulatorError(`no reply to ${JSON.stringify(body.cmd)} within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+      socket.on("connect", () => socket.write(`${JSON.stringify(body)}\n`));
+      socket.on("data", (chunk: Buffer) => {
+        buffer += chunk.toString("utf8");
+        const nl = buffer.indexOf("\n");
+        if (nl < 0) return;
+        let reply: { ok: boolean; error?: string };
+        try {
+          reply = JSON.parse(buffer.slice(0, nl));
+        } catch {
+          finish(new SimulatorError("control reply is not JSON"));
+          return;
+        }
+        if (!reply.ok) finish(new SimulatorError(reply.error ?? "request failed"));
+        else finish(undefined, reply as T);
+      });
+      socket.on("error", (error) =>
+        finish(new SimulatorError(`control socket ${this.socketPath}: ${error.message}`)),
+      );
+      socket.on("close", () => finish(new SimulatorError("control socket closed before replying")));
+    });
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * CLI: run one simulated Z-Stack coordinator dongle.
+ *
+ *   node --import tsx test/lab/simulator/main.ts --state /var/lib/sim/dongle.json \
+ *     --pty /dev/ttyUSB0 --control /run/sim/control.sock [--listen-tcp 127.0.0.1:16638] ...
+ *
+ * Prints one JSON line `{"event":"ready",...}` on stdout once every port is open; SIGTERM or SIGINT
+ * exits cleanly (NV flushed, pty link and sockets removed).
+ */
+import { createWriteStream } from "node:fs";
+import { Command, InvalidArgumentError } from "commander";
+import { describeFrame } from "./frame.js";
+import { type HostPortSpec, parseTcpSpec } from "./host-port.js";
+import { SimulatorService } from "./service.js";
+import type { Logger } from "./simulator.js";
+
+function nonNegative(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("must be a number ≥ 0");
+  return n;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+const program = new Command()
+  .name("znp-simulator")
+  .description("Simulated TI Z-Stack 3.x.0 (CC2652) coordinator dongle speaking MT")
+  .requiredOption("--state <file>", "NV persisted here (created blank on first start)")
+  .option("--ieee <hex>", "factory IEEE for a new state file, e.g. 00124b0012345678")
+  .option(
+    "--listen-tcp <host:port>",
+    "serve the host connection on TCP (repeatable; port 0 = any free)",
+    collect,
+    [],
+  )
+  .option("--listen-unix <path>", "serve the host connection on a unix socket (repeatable)", collect, [])
+  .option("--pty <path>", "present the dongle as a serial device at this path (via socat)")
+  .option("--pty-group <name>", "group owning the pty device")
+  .option("--control <path>", "control socket (JSON lines)")
+  .option("--frames-per-second <n>", "NWK frames per second while started and connected", nonNegative, 5)
+  .option("--reset-delay-ms <n>", "delay from SYS.resetReq to SYS.resetInd", nonNegative, 300)
+  .option("--step-delay-ms <n>", "spacing of formation/start-up callbacks", nonNegative, 150)
+  .option("--log <file>", "append the event log and an MT frame trace here (default: events on stderr)")
+  .showHelpAfterError();
+
+async function main(): Promise<void> {
+  program.parse();
+  const opts = program.opts<{
+    state: string;
+    ieee?: string;
+    listenTcp: string[];
+    listenUnix: string[];
+    pty?: string;
+    ptyGroup?: string;
+    control?: string;
+    framesPerSecond: number;
+    resetDelayMs: number;
+    stepDelayMs: number;
+    log?: string;
+  }>();
+
+  const listen: HostPortSpec[] = [
+    ...opts.listenTcp.map(parseTcpSpec),
+    ...opts.listenUnix.map((path) => ({ kind: "unix" as const, path })),
+  ];
+  if (listen.length === 0 && !opts.pty) {
+    program.error("nothing to serve: give --listen-tcp, --listen-unix and/or --pty");
+  }
+
+  const stream = opts.log ? createWriteStream(opts.log, { flags: "a" }) : undefined;
+  const write = (level: string, message: string) => {
+    const line = `${new Date().toISOString()} ${level} ${message}\n`;
+    if (stream) stream.write(line);
+    else if (level !== "debug") process.stderr.write(line);
+  };
+  const log: Logger = { info: (m) => write("info", m), debug: (m) => write("debug", m) };
+
+  const service = new SimulatorService({
+    statePath: opts.state,
+    ieee: opts.ieee,
+    listen,
+    pty: opts.pty ? { path: opts.pty, group: opts.ptyGroup } : undefined,
+    controlPath: opts.control,
+    framesPerSecond: opts.framesPerSecond,
+    resetDelayMs: opts.resetDelayMs,
+    stepDelayMs: opts.stepDelayMs,
+    log,
+    trace: stream
+      ? (direction, frame) =>
+          write("frame", `${direction === "host->dongle" ? "<--" : "-->"} ${describeFrame(frame)}`)
+      : undefined,
+  });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: shutting down`);
+    try {
+      await service.shutdown();
+    } finally {
+      stream?.end();
+      process.exit(0);
+    }
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+
+  await service.start();
+  const status = service.statusReply();
+  process.stdout.write(
+    `${JSON.stringify({ event: "ready", pid: process.pid, ...status, listen: service.hostAddresses, pty: opts.pty ?? null, control: opts.control ?? null })}\n`,
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`znp-simulator: ${(error as Error).message}\n`);
+  process.exit(1);
+});

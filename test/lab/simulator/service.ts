@@ -1,0 +1,196 @@
+/**
+ * One simulated dongle as a running service: the device, its flash (state file), the ways a host
+ * reaches it (TCP, unix socket, pty) and the lab's control socket.
+ */
+import { randomBytes } from "node:crypto";
+import { ieeeFromHex, ieeeToHex } from "./codec.js";
+import { type ControlReply, ControlServer } from "./control.js";
+import type { MtFrame } from "./frame.js";
+import { HostPort, type HostPortSpec } from "./host-port.js";
+import { NvStore } from "./nv.js";
+import { PtySupervisor } from "./pty.js";
+import { type Logger, ZnpDevice } from "./simulator.js";
+import { DebouncedWriter, loadState, serializeState, writeFileAtomic } from "./state-file.js";
+
+export interface ServiceOptions {
+  statePath: string;
+  /** Factory IEEE for a new state file (MSB first); random with TI's 00124b prefix if absent. */
+  ieee?: string;
+  listen: HostPortSpec[];
+  pty?: { path: string; group?: string };
+  controlPath?: string;
+  framesPerSecond: number;
+  resetDelayMs?: number;
+  stepDelayMs?: number;
+  log: Logger;
+  trace?: (direction: "host->dongle" | "dongle->host", frame: MtFrame) => void;
+}
+
+/** Persist NV changes this soon after they happen (bursts coalesce). */
+const PERSIST_DELAY_MS = 50;
+
+export class SimulatorService {
+  readonly device: ZnpDevice;
+  private readonly hostPorts: HostPort[];
+  private readonly pty: PtySupervisor | undefined;
+  private readonly control: ControlServer | undefined;
+  private readonly writer: DebouncedWriter;
+  private unplugged = false;
+  private busy: Promise<unknown> = Promise.resolve();
+  private readonly hardwareIeeeHex: string;
+
+  constructor(private readonly options: ServiceOptions) {
+    const log = options.log;
+    const existing = loadState(options.statePath);
+    let nv: NvStore;
+    let maxFc: number;
+    if (existing) {
+      nv = existing.nv;
+      maxFc = existing.maxNwkFrameCounter;
+      this.hardwareIeeeHex = existing.hardwareIeee;
+      if (options.ieee && ieeeToHex(ieeeFromHex(options.ieee)) !== existing.hardwareIeee) {
+        log.info(`--ieee ${options.ieee} ignored: ${options.statePath} belongs to ${existing.hardwareIeee}`);
+      }
+    } else {
+      nv = new NvStore();
+      maxFc = 0;
+      this.hardwareIeeeHex = options.ieee
+        ? ieeeToHex(ieeeFromHex(options.ieee))
+        : `00124b00${randomBytes(4).toString("hex")}`;
+      log.info(`new blank dongle ${this.hardwareIeeeHex}, state in ${options.statePath}`);
+    }
+    this.device = new ZnpDevice({
+      nv,
+      hardwareIeee: ieeeFromHex(this.hardwareIeeeHex),
+      maxNwkFrameCounter: maxFc,
+      framesPerSecond: options.framesPerSecond,
+      resetDelayMs: options.resetDelayMs,
+      stepDelayMs: options.stepDelayMs,
+      log,
+      trace: options.trace,
+      onMetaChange: () => this.writer.schedule(),
+    });
+    this.writer = new DebouncedWriter(() => this.persist(), PERSIST_DELAY_MS);
+    nv.onChange = () => this.writer.schedule();
+    this.hostPorts = options.listen.map((spec) => new HostPort(this.device, spec, log));
+    this.pty = options.pty
+      ? new PtySupervisor(this.device, { linkPath: options.pty.path, group: options.pty.group }, log)
+      : undefined;
+    this.control = options.controlPath
+      ? new ControlServer(options.controlPath, (req) => this.handleControl(req), log)
+      : undefined;
+  }
+
+  private persist(): void {
+    writeFileAtomic(
+      this.options.statePath,
+      serializeState({
+        hardwareIeee: this.hardwareIeeeHex,
+        maxNwkFrameCounter: this.device.maxNwkFrameCounter,
+        nv: this.device.nv,
+      }),
+    );
+  }
+
+  async start(): Promise<void> {
+    this.device.powerOn();
+    this.writer.flush();
+    await this.openPorts();
+    await this.control?.start();
+  }
+
+  private async openPorts(): Promise<void> {
+    for (const port of this.hostPorts) await port.start();
+    await this.pty?.start();
+  }
+
+  private async closePorts(): Promise<void> {
+    // The pty goes first: stopping socat is what makes an open serial port fail on the host side.
+    await this.pty?.stop();
+    for (const port of this.hostPorts) await port.stop();
+  }
+
+  /** Pull the stick: the host's port dies, nothing answers, the pty link disappears. */
+  async unplug(): Promise<void> {
+    if (this.unplugged) return;
+    this.unplugged = true;
+    await this.closePorts();
+    this.device.powerOff();
+    this.writer.flush();
+    this.options.log.info("unplugged");
+  }
+
+  /** Put it back: power-on reset (RAM lost, NV kept), ports reappear. */
+  async replug(): Promise<void> {
+    if (!this.unplugged) return;
+    this.device.powerOn();
+    this.writer.flush();
+    await this.openPorts();
+    this.unplugged = false;
+    this.options.log.info("replugged");
+  }
+
+  async powerCycle(): Promise<void> {
+    await this.unplug();
+    await this.replug();
+  }
+
+  /** Host connection endpoints as clients reach them (tcp://host:port with the bound port, unix:path). */
+  get hostAddresses(): string[] {
+    return this.hostPorts.map((p) => p.address);
+  }
+
+  statusReply(): ControlReply {
+    return { ok: true, ...this.device.status(this.unplugged) };
+  }
+
+  /** Serialize control operations so an unplug cannot interleave with a replug. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.busy.then(fn, fn);
+    this.busy = run.catch(() => undefined);
+    return run;
+  }
+
+  private async handleControl(request: Record<string, unknown>): Promise<ControlReply> {
+    switch (request.cmd) {
+      case "status":
+        return this.statusReply();
+      case "nvram":
+        return { ok: true, nvram: this.device.nv.toZigpyDump(this.device.pollRateOld16()) };
+      case "stats":
+        return { ok: true, ...this.device.getStats() };
+      case "unplug":
+        await this.exclusive(() => this.unplug());
+        return this.statusReply();
+      case "replug":
+        await this.exclusive(() => this.replug());
+        return this.statusReply();
+      case "power-cycle":
+        if (this.unplugged) return { ok: false, error: "the dongle is unplugged; replug it instead" };
+        await this.exclusive(() => this.powerCycle());
+        return this.statusReply();
+      case "set-traffic": {
+        const fps = request.frames_per_second;
+        if (typeof fps !== "number" || !Number.isFinite(fps) || fps < 0 || fps > 100000) {
+          return { ok: false, error: "set-traffic needs frames_per_second: a number from 0 to 100000" };
+        }
+        this.device.setFramesPerSecond(fps);
+        return this.statusReply();
+      }
+      default:
+        return {
+          ok: false,
+          error: `unknown cmd ${JSON.stringify(request.cmd)}; known: status, nvram, stats, unplug, replug, power-cycle, set-traffic`,
+        };
+    }
+  }
+
+  /** Orderly exit (SIGTERM): flush NV, remove the pty link and sockets. */
+  async shutdown(): Promise<void> {
+    await this.control?.stop();
+    await this.closePorts();
+    await this.pty?.dispose();
+    this.device.powerOff();
+    this.writer.flush();
+  }
+}
