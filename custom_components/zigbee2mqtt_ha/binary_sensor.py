@@ -1,0 +1,121 @@
+"""Binary sensors: bridge online, broker connected; per node reachable, running, standby ready."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from homeassistant.components.binary_sensor import (
+    BinarySensorEntity,
+    BinarySensorEntityDescription,
+)
+from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .api import ClusterStatus, NodeStatus
+from .coordinator import Zigbee2mqttHaConfigEntry
+from .entity import Zigbee2mqttHaEntity
+
+PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Zigbee2mqttHaBinarySensorEntityDescription(BinarySensorEntityDescription):
+    """Describes a binary sensor of the hub."""
+
+    value_fn: Callable[[ClusterStatus], bool | None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Zigbee2mqttHaNodeBinarySensorEntityDescription(BinarySensorEntityDescription):
+    """Describes a binary sensor of each node."""
+
+    value_fn: Callable[[NodeStatus], bool | None]
+
+
+BINARY_SENSORS: tuple[Zigbee2mqttHaBinarySensorEntityDescription, ...] = (
+    Zigbee2mqttHaBinarySensorEntityDescription(
+        key="bridge_online",
+        translation_key="bridge_online",
+        device_class=BinarySensorDeviceClass.CONNECTIVITY,
+        value_fn=lambda status: (
+            None
+            if status.bridge.state == "unknown"
+            else status.bridge.state == "online"
+        ),
+    ),
+    Zigbee2mqttHaBinarySensorEntityDescription(
+        key="broker_connected",
+        translation_key="broker_connected",
+        device_class=BinarySensorDeviceClass.CONNECTIVITY,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda status: status.bridge.broker_connected,
+    ),
+)
+
+NODE_BINARY_SENSORS: tuple[Zigbee2mqttHaNodeBinarySensorEntityDescription, ...] = (
+    Zigbee2mqttHaNodeBinarySensorEntityDescription(
+        key="reachable",
+        translation_key="reachable",
+        device_class=BinarySensorDeviceClass.CONNECTIVITY,
+        value_fn=lambda node: node.reachable,
+    ),
+    Zigbee2mqttHaNodeBinarySensorEntityDescription(
+        key="zigbee2mqtt_running",
+        translation_key="zigbee2mqtt_running",
+        device_class=BinarySensorDeviceClass.RUNNING,
+        value_fn=lambda node: node.zigbee2mqtt_running,
+    ),
+    Zigbee2mqttHaNodeBinarySensorEntityDescription(
+        key="standby_ready",
+        translation_key="standby_ready",
+        value_fn=lambda node: (
+            None if node.health == "unknown" else node.health == "standby-ready"
+        ),
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: Zigbee2mqttHaConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Set up the binary sensors of the hub and of every node."""
+    entities: list[BinarySensorEntity] = [
+        Zigbee2mqttHaBinarySensorEntity(entry=entry, description=description)
+        for description in BINARY_SENSORS
+    ]
+    entities.extend(
+        Zigbee2mqttHaNodeBinarySensorEntity(
+            entry=entry, description=description, node_id=node_id
+        )
+        for node_id in entry.runtime_data.info.nodes
+        for description in NODE_BINARY_SENSORS
+    )
+    async_add_entities(entities)
+
+
+class Zigbee2mqttHaBinarySensorEntity(Zigbee2mqttHaEntity, BinarySensorEntity):
+    """A binary sensor of the hub."""
+
+    entity_description: Zigbee2mqttHaBinarySensorEntityDescription
+
+    @property
+    def is_on(self) -> bool | None:
+        """The sensor's state."""
+        return self.entity_description.value_fn(self.coordinator.data)
+
+
+class Zigbee2mqttHaNodeBinarySensorEntity(Zigbee2mqttHaEntity, BinarySensorEntity):
+    """A binary sensor of one node."""
+
+    entity_description: Zigbee2mqttHaNodeBinarySensorEntityDescription
+
+    @property
+    def is_on(self) -> bool | None:
+        """The sensor's state."""
+        node = self.node
+        return None if node is None else self.entity_description.value_fn(node)

@@ -1,0 +1,69 @@
+"""Helpers for the zigbee2mqtt-ha integration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Concatenate
+
+from homeassistant.exceptions import HomeAssistantError
+
+from .api import (
+    SidecarAuthenticationError,
+    SidecarConnectionError,
+    SidecarError,
+    SidecarResponseError,
+)
+from .const import DOMAIN
+
+if TYPE_CHECKING:
+    from .coordinator import Zigbee2mqttHaCoordinator
+
+# The API's error codes that have a message of their own in translations/en.json.
+TRANSLATED_API_ERRORS = frozenset(
+    {"operation_running", "precondition_failed", "node_unreachable", "not_implemented"}
+)
+
+
+def sidecar_errors[CoordinatorT: Zigbee2mqttHaCoordinator, **P, R](
+    func: Callable[Concatenate[CoordinatorT, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[CoordinatorT, P], Coroutine[Any, Any, R]]:
+    """Turn the client's errors into translated Home Assistant errors.
+
+    Every button press, switch toggle and action reaches the sidecar through a coordinator
+    method wearing this decorator.
+    """
+
+    async def handler(self: CoordinatorT, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await func(self, *args, **kwargs)
+        except SidecarAuthenticationError as error:
+            self.config_entry.async_start_reauth(self.hass)
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="invalid_auth"
+            ) from error
+        except SidecarConnectionError as error:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="cannot_connect",
+                translation_placeholders={"error": str(error)},
+            ) from error
+        except SidecarResponseError as error:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key=error.code
+                if error.code in TRANSLATED_API_ERRORS
+                else "api_error",
+                translation_placeholders={
+                    "code": error.code,
+                    "message": error.message,
+                    "operation_id": str(error.details.get("operation_id", "")),
+                },
+            ) from error
+        except SidecarError as error:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="unknown_error",
+                translation_placeholders={"error": str(error)},
+            ) from error
+
+    return handler

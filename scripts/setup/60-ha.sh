@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Home Assistant for the integration's tests: current Home Assistant needs Python 3.14, which
+# Debian 12 lacks, so it runs in a Debian-testing chroot at $Z2MHA_CACHE/ha-chroot with a venv
+# (/opt/ha-venv inside) holding the exact versions of test/ha/requirements.txt.
+# Idempotent: skipped when the stamp matches the requirements and the package list. A cold run takes
+# about 3-4 minutes here (debootstrap ~30-60 s, pip ~2-3 min); a warm run well under a second.
+set -euo pipefail
+root="${Z2MHA_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+cache="${Z2MHA_CACHE:-/var/cache/zigbee2mqtt-ha}"
+chroot_dir="$cache/ha-chroot"
+req="$root/test/ha/requirements.txt"
+venv=/opt/ha-venv
+stamp="$chroot_dir/.z2mha-stamp"
+mirror="${Z2MHA_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+packages=python3,python3-venv,python3-dev,ca-certificates,gcc,libc6-dev,libstdc++6
+# Bump when the way the venv is built changes; the requirements and packages are hashed anyway.
+recipe=1
+want=$( (cat "$req"; echo "$packages $recipe") | sha256sum | cut -d' ' -f1)
+
+if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -x $chroot_dir$venv/bin/python ]]; then
+  echo "Home Assistant chroot up to date in $chroot_dir"
+  exit 0
+fi
+
+command -v debootstrap >/dev/null || {
+  echo "debootstrap missing: run scripts/setup/10-apt.sh first" >&2
+  exit 1
+}
+
+# Only the chroot's own mounts can be in the way of rm -rf; refuse rather than delete through one.
+if grep -q " $chroot_dir/" /proc/mounts; then
+  echo "$chroot_dir has mounts left (a test run still going?); unmount them first:" >&2
+  grep " $chroot_dir/" /proc/mounts >&2
+  exit 1
+fi
+
+if [[ ! -x $chroot_dir/usr/bin/python3 ]]; then
+  # Built aside and renamed, so an interrupted debootstrap never passes for a finished one.
+  partial="$chroot_dir.partial"
+  rm -rf "$partial"
+  mkdir -p "$cache"
+  echo "debootstrap Debian testing into $chroot_dir"
+  debootstrap --variant=minbase \
+    --include="$packages" \
+    testing "$partial" "$mirror" >"$cache/ha-debootstrap.log" 2>&1 || {
+    tail -20 "$cache/ha-debootstrap.log" >&2
+    exit 1
+  }
+  rm -rf "$chroot_dir"
+  mv "$partial" "$chroot_dir"
+fi
+
+# The host's name resolution, CA bundle and pip settings (a proxy or a mirror, if any).
+cp /etc/resolv.conf "$chroot_dir/etc/resolv.conf"
+[[ -f /etc/pip.conf ]] && cp /etc/pip.conf "$chroot_dir/etc/pip.conf"
+if [[ -n "${PIP_CERT:-}" && -f $PIP_CERT ]]; then
+  mkdir -p "$chroot_dir$(dirname "$PIP_CERT")"
+  cp "$PIP_CERT" "$chroot_dir$PIP_CERT"
+fi
+pass_env=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8)
+while IFS='=' read -r name value; do
+  case "$name" in
+  PIP_FIND_LINKS) [[ -d $chroot_dir$value ]] || continue ;; # a host directory the chroot lacks
+  PIP_* | http_proxy | https_proxy | no_proxy | HTTP_PROXY | HTTPS_PROXY | NO_PROXY) ;;
+  *) continue ;;
+  esac
+  pass_env+=("$name=$value")
+done < <(env)
+
+in_chroot() { env -i "${pass_env[@]}" chroot "$chroot_dir" "$@"; }
+
+mkdir -p "$chroot_dir/tmp/z2mha-setup"
+cp "$req" "$chroot_dir/tmp/z2mha-setup/requirements.txt"
+rm -rf "${chroot_dir:?}$venv"
+in_chroot python3 -m venv "$venv"
+echo "pip install into the chroot's $venv (Python $(in_chroot python3 -c 'import sys; print(sys.version.split()[0])'))"
+in_chroot "$venv/bin/pip" install --quiet --disable-pip-version-check -r /tmp/z2mha-setup/requirements.txt
+in_chroot "$venv/bin/python" -c 'import homeassistant.const as c, pytest_homeassistant_custom_component as p; print("Home Assistant", c.__version__)'
+rm -rf "$chroot_dir/tmp/z2mha-setup"
+echo "$want" >"$stamp"

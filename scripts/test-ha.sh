@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Lints, type-checks and tests the Home Assistant integration inside the Debian-testing chroot
+# made by scripts/setup/60-ha.sh (current Home Assistant needs Python 3.14).
+#   scripts/test-ha.sh                 ruff, ruff format --check, mypy, pytest test/ha
+#   scripts/test-ha.sh -k live -x      extra arguments go to pytest
+# Exits non-zero when any of the four fails.
+#
+# The repository is bind-mounted into the chroot at its own path, with /proc, /dev and the
+# host's node binary (the live test starts the real sidecar, `node dist/cli.js serve`). All
+# mounts live in a private mount namespace of this script, so they vanish with it however it
+# ends; the trap unmounts them as well when it ends normally.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${Z2MHA_CACHE:-/var/cache/zigbee2mqtt-ha}"
+chroot_dir="$cache/ha-chroot"
+
+if [[ "${Z2MHA_HA_NAMESPACE:-}" != 1 ]]; then
+  Z2MHA_ROOT="$root" Z2MHA_CACHE="$cache" bash "$root/scripts/setup/60-ha.sh"
+  # The live test runs the sidecar as built; rebuild when a source is newer than the build.
+  if [[ ! -f $root/dist/cli.js ]] ||
+    [[ -n "$(find "$root/sidecar" -name '*.ts' -newer "$root/dist/cli.js" -print -quit)" ]]; then
+    (cd "$root" && npm run build --silent)
+  fi
+  export Z2MHA_HA_NAMESPACE=1
+  exec unshare --mount --propagation private -- bash "${BASH_SOURCE[0]}" "$@"
+fi
+
+mounted=()
+cleanup() {
+  local i
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
+    umount -l "${mounted[i]}" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+bind() { # bind SRC DEST [extra mount options]
+  local src=$1 dest=$2
+  if [[ -d $src ]]; then mkdir -p "$dest"; else mkdir -p "$(dirname "$dest")" && touch "$dest"; fi
+  mount --bind "$src" "$dest"
+  mounted+=("$dest")
+}
+
+mkdir -p "$chroot_dir/proc"
+mount -t proc proc "$chroot_dir/proc"
+mounted+=("$chroot_dir/proc")
+mkdir -p "$chroot_dir/dev" "$chroot_dir/sys"
+mount --rbind /dev "$chroot_dir/dev"
+mounted+=("$chroot_dir/dev")
+bind /sys "$chroot_dir/sys"
+bind "$root" "$chroot_dir$root"
+bind "$(readlink -f "$(command -v node)")" "$chroot_dir/usr/local/bin/node"
+
+chroot_bin=$(command -v chroot)
+run() {
+  env -i PATH=/opt/ha-venv/bin:/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
+    PYTHONDONTWRITEBYTECODE=1 Z2MHA_ROOT="$root" \
+    "$chroot_bin" "$chroot_dir" /bin/sh -c 'cd "$0" && exec "$@"' "$root" "$@"
+}
+
+failed=()
+targets=(custom_components/zigbee2mqtt_ha test/ha)
+echo "== ruff check"
+run ruff check --no-cache "${targets[@]}" || failed+=("ruff check")
+echo "== ruff format --check"
+run ruff format --no-cache --check "${targets[@]}" || failed+=("ruff format")
+echo "== mypy"
+run mypy --cache-dir=/tmp/mypy-cache "${targets[@]}" || failed+=(mypy)
+echo "== pytest test/ha"
+run pytest -p no:cacheprovider test/ha "$@" || failed+=(pytest)
+
+if ((${#failed[@]})); then
+  echo "test-ha: FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "test-ha: ruff, mypy and pytest passed"

@@ -1,0 +1,1 @@
+"""Tests of the zigbee2mqtt-ha Home Assistant integration."""

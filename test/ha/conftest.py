@@ -1,0 +1,74 @@
+"""Fixtures: a fake sidecar on loopback, a config entry for it, the integration set up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Callable
+
+from homeassistant.const import CONF_TOKEN, CONF_URL
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.zigbee2mqtt_ha.const import DOMAIN
+
+from .fake_sidecar import INSTANCE_ID, FakeSidecar
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load the integration from custom_components/."""
+
+
+@pytest.fixture
+async def sidecar(socket_enabled: None) -> AsyncGenerator[FakeSidecar]:
+    """A fake sidecar listening on 127.0.0.1 with the active/standby/unreachable mix."""
+    fake = FakeSidecar()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def mock_config_entry(sidecar: FakeSidecar) -> MockConfigEntry:
+    """A config entry pointing at the fake sidecar."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="home",
+        unique_id=INSTANCE_ID,
+        data={CONF_URL: sidecar.url, CONF_TOKEN: sidecar.token},
+    )
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, sidecar: FakeSidecar
+) -> AsyncGenerator[MockConfigEntry]:
+    """The integration set up against the fake sidecar, its event stream connected."""
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(lambda: sidecar.open_streams == 1)
+    yield mock_config_entry
+    # Unloaded here, while the fake still listens, so the stream task ends cleanly.
+    await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def wait_for(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait until `condition()` holds: the loop runs both ends of the HTTP in these tests."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - conditions on state, not on one event
+            await asyncio.sleep(0.02)
+
+
+def entity_id(hass: HomeAssistant, platform: str, unique_id_suffix: str) -> str:
+    """The entity id registered for `{instance id}_{suffix}` on a platform."""
+    found = er.async_get(hass).async_get_entity_id(
+        platform, DOMAIN, f"{INSTANCE_ID}_{unique_id_suffix}"
+    )
+    assert found is not None, (
+        f"no {platform} entity with unique id suffix {unique_id_suffix}"
+    )
+    return found
