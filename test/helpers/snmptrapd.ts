@@ -27,8 +27,15 @@ export interface SnmptrapdOptions {
   /** v1/v2c communities allowed to log; default ["public"]. */
   communities?: string[];
   users?: SnmptrapdUser[];
-  /** UDP port on 127.0.0.1; default a free one. */
+  /** UDP port; default a free one on 127.0.0.1 (give one when `wrap` runs it elsewhere). */
   port?: number;
+  /** Address to listen on; default 127.0.0.1. */
+  address?: string;
+  /**
+   * Command prefix to run snmptrapd under, e.g. ["ip", "netns", "exec", "lab-ctl"] for a lab
+   * namespace. The log and config stay in a local temp dir, which the namespace shares.
+   */
+  wrap?: string[];
 }
 
 export interface ReceivedVarbind {
@@ -235,12 +242,13 @@ async function startOnce(options: SnmptrapdOptions, port: number): Promise<Snmpt
     mibPath,
     "-m",
     options.mibs ?? "ALL",
-    `udp:127.0.0.1:${port}`,
+    `udp:${options.address ?? "127.0.0.1"}:${port}`,
   ];
   const env: NodeJS.ProcessEnv = { ...process.env, SNMP_PERSISTENT_DIR: join(dir, "persist") };
   delete env.MIBS;
   delete env.MIBDIRS;
-  const child = spawn("snmptrapd", args, { env, stdio: ["ignore", "pipe", "pipe"] });
+  const [command, ...prefix] = [...(options.wrap ?? []), "snmptrapd"];
+  const child = spawn(command as string, [...prefix, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   const daemon = new Snmptrapd(port, dir, logFile, child);
   running.add(daemon);
   const deadline = Date.now() + 10_000;
@@ -248,17 +256,19 @@ async function startOnce(options: SnmptrapdOptions, port: number): Promise<Snmpt
   while (Date.now() < deadline) {
     if (/NET-SNMP version/.test(daemon.log())) return daemon;
     if (!daemon.running) {
-      await daemon.stop();
-      if (/bind|Address already in use|Couldn't open/i.test(daemon.stderr + daemon.log())) return undefined;
-      throw new Error(`snmptrapd failed to start:\n${daemon.stderr}${daemon.log()}`);
+      const said = daemon.stderr + daemon.log();
+      await daemon.stop(); // removes the log too
+      if (/Address already in use/i.test(said)) return undefined;
+      throw new Error(`snmptrapd failed to start:\n${said}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+  const said = daemon.stderr + daemon.log();
   await daemon.stop();
-  throw new Error(`snmptrapd did not start within 10 s:\n${daemon.stderr}`);
+  throw new Error(`snmptrapd did not start within 10 s:\n${said}`);
 }
 
-/** Starts snmptrapd on 127.0.0.1 (a free UDP port unless given); stop() it when done. */
+/** Starts snmptrapd (127.0.0.1 and a free UDP port unless given); stop() it when done. */
 export async function startSnmptrapd(options: SnmptrapdOptions = {}): Promise<Snmptrapd> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const daemon = await startOnce(options, options.port ?? (await freeUdpPort()));

@@ -75,7 +75,11 @@ describe("SnmpNotifier", () => {
     bus.publish(finishedSwitchover);
     // Publishing only queued: no session was even opened yet.
     expect(senders).toEqual([]);
-    expect(await registry.metrics()).toMatch(/z2mha_snmp_queue_depth\{target="127\.0\.0\.1:1162".*\} 1/);
+    const depth = await registry.getSingleMetric("z2mha_snmp_queue_depth")?.get();
+    expect(depth?.values.map((v) => [v.labels.target, v.value])).toEqual([
+      ["127.0.0.1:1162", 1],
+      ["127.0.0.1:1163", 1],
+    ]);
     await tick();
     expect(senders.map((s) => s.pending.length)).toEqual([1, 1]);
     const [v2, v3] = senders;
