@@ -2,6 +2,7 @@ import { formatDuration } from "../config/duration.js";
 import type {
   AutomationState,
   ClusterEvent,
+  ClusterState,
   NodeHealth,
   OperationRecord,
   OperationStatus,
@@ -37,7 +38,19 @@ export class NotificationMapper {
   #active: string | null = null;
   readonly #splitBrain = new Set<string>();
 
-  constructor(private readonly clusterName: string) {}
+  /**
+   * `initial`: the cluster state when the notifier starts, so that the first automation change
+   * is reported; without it the first state.changed event only sets the baseline.
+   */
+  constructor(
+    private readonly clusterName: string,
+    initial?: ClusterState,
+  ) {
+    if (initial) {
+      this.#active = initial.active;
+      this.#automation = { ...initial.automation };
+    }
+  }
 
   map(event: ClusterEvent): Z2mhaNotification | undefined {
     switch (event.type) {

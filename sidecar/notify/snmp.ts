@@ -2,7 +2,7 @@ import { isIPv6 } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { Config, SnmpConfig, SnmpTargetConfig } from "../config/schema.js";
-import type { ClusterEvent } from "../types.js";
+import type { ClusterEvent, ClusterState } from "../types.js";
 import type { EventBus } from "./bus.js";
 import { NotificationMapper } from "./snmp-events.js";
 import { createSnmpMetrics, type SnmpMetrics } from "./snmp-metrics.js";
@@ -20,6 +20,11 @@ export interface SnmpNotifierDeps {
   createSender?: SenderFactory;
   /** How long stop() waits for queued notifications before dropping them; default 2 s. */
   stopDeadlineMs?: number;
+  /**
+   * The persisted cluster state at start-up. Without it the first state.changed event only
+   * sets the baseline, and an automation change it carries goes unreported.
+   */
+  initialState?: ClusterState;
 }
 
 export interface SnmpNotifierOptions extends SnmpNotifierDeps {
@@ -63,7 +68,7 @@ export class SnmpNotifier {
     this.enterpriseOid = config.enterprise_oid ?? DEFAULT_ENTERPRISE_OID;
     this.#log = deps.logger.child({ module: "snmp" });
     this.#metrics = createSnmpMetrics(deps.registry);
-    this.#mapper = new NotificationMapper(deps.clusterName);
+    this.#mapper = new NotificationMapper(deps.clusterName, deps.initialState);
     const derivedEngineId = deriveEngineId(this.enterpriseOid, deps.clusterName);
     const createSender =
       deps.createSender ??

@@ -230,6 +230,18 @@ describe("NotificationMapper: nodes, split brain, automation", () => {
     expect(mapper.map({ type: "alert.raised", alert: { ...alert, kind: "clock_skew" } })).toBeUndefined();
   });
 
+  it("reports the first automation change when given the state at start-up", () => {
+    const mapper = new NotificationMapper("home", state(true, false, "node2"));
+    expect(mapper.map({ type: "state.changed", state: state(false, false, "node2") })?.name).toBe(
+      "z2mhaAutomationPaused",
+    );
+    const sync = mapper.map({
+      type: "operation.finished",
+      operation: operation({ kind: "sync", status: "succeeded", params: {} }),
+    });
+    expect(sync?.values.z2mhaNodeId).toBe("node2");
+  });
+
   it("reports automation paused and resumed from flips of either flag, not the first state", () => {
     const mapper = new NotificationMapper("home");
     expect(mapper.map({ type: "state.changed", state: state(true, false) })).toBeUndefined();
