@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -20,21 +21,36 @@ let baseDir: string | undefined;
 
 /**
  * A directory holding exactly the base modules (as links), so that tools given `-m ALL` load
- * nothing else. Made once per process under the system's temp dir.
+ * nothing else. It lives at a fixed place under the system's temp dir, keyed by where the
+ * modules come from, and is reused by every test process (made once, atomically).
  */
 export function baseMibDir(): string {
   if (baseDir) return baseDir;
   const require = createRequire(import.meta.url);
   const netSnmpMibs = join(dirname(require.resolve("net-snmp")), "lib", "mibs");
-  const dir = mkdtempSync(join(tmpdir(), "z2mha-base-mibs-"));
-  for (const module of BASE_MODULES) {
-    const source = join(netSnmpMibs, `${module}.mib`);
-    if (!existsSync(source)) throw new Error(`base MIB ${module} not found at ${source}`);
-    symlinkSync(source, join(dir, `${module}.txt`));
+  const sources = [
+    ...BASE_MODULES.map((module) => [join(netSnmpMibs, `${module}.mib`), `${module}.txt`]),
+    [NET_SNMP_MIB, "NET-SNMP-MIB.txt"],
+  ] as const;
+  for (const [source] of sources) {
+    if (!existsSync(source))
+      throw new Error(`MIB module missing: ${source} (net-snmp npm package, libsnmp-base)`);
   }
-  if (!existsSync(NET_SNMP_MIB)) throw new Error(`${NET_SNMP_MIB} is missing (Debian package libsnmp-base)`);
-  symlinkSync(NET_SNMP_MIB, join(dir, "NET-SNMP-MIB.txt"));
-  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  const key = createHash("sha256").update(netSnmpMibs).digest("hex").slice(0, 12);
+  const dir = join(tmpdir(), `z2mha-base-mibs-${process.getuid?.() ?? 0}-${key}`);
+  if (!sources.every(([, name]) => existsSync(join(dir, name)))) {
+    const staging = mkdtempSync(`${dir}.tmp-`);
+    for (const [source, name] of sources) symlinkSync(source, join(staging, name));
+    try {
+      renameSync(staging, dir);
+    } catch {
+      // Another test process made it first; theirs is as good as ours.
+      rmSync(staging, { recursive: true, force: true });
+      if (!sources.every(([, name]) => existsSync(join(dir, name)))) {
+        throw new Error(`cannot prepare the base MIB directory ${dir}`);
+      }
+    }
+  }
   baseDir = dir;
   return dir;
 }
