@@ -66,8 +66,8 @@ echo "== ruff format --check"
 run ruff format --no-cache --check "${targets[@]}" || failed+=("ruff format")
 echo "== mypy"
 run mypy --cache-dir=/tmp/mypy-cache "${targets[@]}" || failed+=(mypy)
-echo "== pytest test/ha"
-run pytest -p no:cacheprovider test/ha "$@" || failed+=(pytest)
+echo "== pytest (test/ha, pyproject.toml's testpaths, unless paths are given)"
+run pytest -p no:cacheprovider "$@" || failed+=(pytest)
 
 if ((${#failed[@]})); then
   echo "test-ha: FAILED: ${failed[*]}" >&2

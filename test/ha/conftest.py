@@ -49,7 +49,14 @@ async def init_integration(
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: sidecar.open_streams == 1)
+    # Connected, and caught up: the listener reads the status once the stream is open.
+    await wait_for(
+        lambda: (
+            sidecar.open_streams == 1
+            and len(sidecar.calls("GET", "/api/v1/status")) >= 2
+        )
+    )
+    await hass.async_block_till_done()
     yield mock_config_entry
     # Unloaded here, while the fake still listens, so the stream task ends cleanly.
     await hass.config_entries.async_unload(mock_config_entry.entry_id)

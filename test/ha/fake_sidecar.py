@@ -166,7 +166,7 @@ class FakeSidecar:
         message: str,
         **details: Any,
     ) -> None:
-        """Answer the next request to an endpoint with an API error."""
+        """Answer the next request to an endpoint with an API error (status 0: hang up)."""
         self.errors[(method, path)] = (status, code, message, details)
 
     async def start(self) -> None:
@@ -213,7 +213,7 @@ class FakeSidecar:
     async def _middleware(
         self, request: web.Request, handler: Any
     ) -> web.StreamResponse:
-        body = await request.json() if request.can_read_body else None
+        body = await request.json() if request.body_exists else None
         self.requests.append(
             Request(request.method, request.path, body, dict(request.headers))
         )
@@ -221,6 +221,10 @@ class FakeSidecar:
             return _error(401, "unauthorized", "invalid token")
         if failure := self.errors.pop((request.method, request.path), None):
             status, code, message, details = failure
+            if status == 0:  # the connection drops without an answer
+                assert request.transport is not None
+                request.transport.abort()
+                raise ConnectionResetError
             return _error(status, code, message, details)
         response: web.StreamResponse = await handler(request)
         return response
@@ -232,11 +236,11 @@ class FakeSidecar:
         return web.json_response(self.status)
 
     async def _takeover(self, request: web.Request) -> web.Response:
-        body = await request.json() if request.can_read_body else {}
+        body = await request.json() if request.body_exists else {}
         return web.json_response(operation("switchover", params=body), status=202)
 
     async def _sync(self, request: web.Request) -> web.Response:
-        body = await request.json() if request.can_read_body else {}
+        body = await request.json() if request.body_exists else {}
         return web.json_response(
             operation("sync", op_id="op-sync-2", params=body), status=202
         )

@@ -1,0 +1,137 @@
+"""Setup, push updates over the event stream, and the sidecar going away and coming back."""
+
+from __future__ import annotations
+
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.zigbee2mqtt_ha.const import DOMAIN
+
+from .conftest import entity_id, wait_for
+from .fake_sidecar import FakeSidecar, node, operation
+
+
+def current(hass: HomeAssistant, platform: str, suffix: str) -> str:
+    """The state now of the entity with unique id `{instance}_{suffix}`."""
+    found = hass.states.get(entity_id(hass, platform, suffix))
+    return found.state if found else "missing"
+
+
+async def test_setup_waits_for_an_unreachable_sidecar(
+    hass: HomeAssistant, sidecar: FakeSidecar, mock_config_entry: MockConfigEntry
+) -> None:
+    """A sidecar that is down at start-up makes Home Assistant retry the entry."""
+    await sidecar.stop()
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_setup_with_a_rejected_token_asks_for_a_new_one(
+    hass: HomeAssistant, sidecar: FakeSidecar, mock_config_entry: MockConfigEntry
+) -> None:
+    """A token the sidecar rejects starts the reauth flow."""
+    sidecar.token = "rotated"
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == [SOURCE_REAUTH]
+
+
+async def test_events_update_entities(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sidecar: FakeSidecar
+) -> None:
+    """Node, state, bridge and operation events show up without a refresh."""
+    status_calls = len(sidecar.calls("GET", "/api/v1/status"))
+
+    await sidecar.push(
+        "node.changed",
+        node=node("node3", "standby", "standby-ready"),
+        previous="unreachable",
+    )
+    await wait_for(
+        lambda: current(hass, "binary_sensor", "node3_reachable") == STATE_ON
+    )
+    assert current(hass, "binary_sensor", "node3_standby_ready") == STATE_ON
+
+    await sidecar.push(
+        "state.changed",
+        state={
+            "version": 1,
+            "active": "node2",
+            "automation": {"automatic_failover": False, "maintenance": True},
+            "fenced": {},
+        },
+    )
+    await wait_for(lambda: current(hass, "sensor", "active_node") == "node2")
+    assert current(hass, "switch", "automatic_failover") == STATE_OFF
+    assert current(hass, "switch", "maintenance") == STATE_ON
+    # state.changed carries the whole persisted state: no last sync any more.
+    assert current(hass, "sensor", "last_sync") == "unknown"
+
+    await sidecar.push(
+        "bridge.changed",
+        bridge={"broker_connected": True, "state": "offline", "publishing_node": None},
+    )
+    await wait_for(lambda: current(hass, "binary_sensor", "bridge_online") == STATE_OFF)
+
+    await sidecar.push("operation.started", operation=operation("sync", op_id="op-9"))
+    await wait_for(lambda: current(hass, "sensor", "current_operation") == "sync")
+    await sidecar.push(
+        "operation.step",
+        operation_id="op-9",
+        kind="sync",
+        step={"name": "rsync node2", "status": "running", "started_at": "x"},
+    )
+    await wait_for(
+        lambda: (
+            (s := hass.states.get(entity_id(hass, "sensor", "current_operation")))
+            is not None
+            and s.attributes.get("step") == "rsync node2"
+        )
+    )
+    # Everything so far came over the stream, not from polling.
+    assert len(sidecar.calls("GET", "/api/v1/status")) == status_calls
+
+
+async def test_resync_event_fetches_the_status(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sidecar: FakeSidecar
+) -> None:
+    """When the sidecar says events were lost, the integration reads the whole status."""
+    sidecar.status["active"] = "node2"
+    await sidecar.push("resync")
+    await wait_for(lambda: current(hass, "sensor", "active_node") == "node2")
+
+
+async def test_unavailable_while_the_sidecar_is_down_and_back_after(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sidecar: FakeSidecar
+) -> None:
+    """The sidecar stops: entities go unavailable; it returns: they recover by themselves."""
+    await sidecar.stop()
+    await wait_for(lambda: current(hass, "sensor", "active_node") == STATE_UNAVAILABLE)
+    assert current(hass, "binary_sensor", "node1_reachable") == STATE_UNAVAILABLE
+    assert current(hass, "button", "switchover") == STATE_UNAVAILABLE
+
+    sidecar.status["active"] = "node2"  # it changed while we could not see it
+    await sidecar.start()
+    await wait_for(lambda: current(hass, "sensor", "active_node") == "node2", within=40)
+    assert current(hass, "binary_sensor", "node1_reachable") == STATE_ON
+    await wait_for(lambda: sidecar.open_streams == 1)
+
+
+async def test_rejected_token_while_running_starts_reauth(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sidecar: FakeSidecar
+) -> None:
+    """The token is rotated on the sidecar while Home Assistant runs."""
+    sidecar.token = "rotated"
+    await sidecar.push("resync")
+    await wait_for(
+        lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN))
+    )
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert flows[0]["context"]["source"] == SOURCE_REAUTH

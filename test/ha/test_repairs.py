@@ -1,0 +1,79 @@
+"""Split brain and "no standby ready" become repair issues, and go when resolved."""
+
+from __future__ import annotations
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.zigbee2mqtt_ha.const import DOMAIN
+
+from .conftest import wait_for
+from .fake_sidecar import FakeSidecar
+
+SPLIT_BRAIN = {
+    "kind": "split_brain",
+    "severity": "critical",
+    "message": "zigbee2mqtt runs on node1 and node2",
+    "node": "node2",
+    "at": "2026-05-01T10:00:00Z",
+}
+
+
+async def test_split_brain_raised_and_cleared(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    sidecar: FakeSidecar,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """The sidecar raises split brain: a critical issue; it clears: the issue goes."""
+    issue_id = f"{init_integration.entry_id}_split_brain"
+    await sidecar.push("alert.raised", alert=SPLIT_BRAIN)
+    await wait_for(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is not None)
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.severity is ir.IssueSeverity.CRITICAL
+    assert issue.translation_key == "split_brain"
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["message"] == SPLIT_BRAIN["message"]
+
+    await sidecar.push(
+        "alert.cleared",
+        alert={"kind": "split_brain", "node": "node2", "at": "2026-05-01T10:05:00Z"},
+    )
+    await wait_for(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is None)
+
+
+async def test_no_standby_ready_at_startup(
+    hass: HomeAssistant,
+    sidecar: FakeSidecar,
+    mock_config_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """An alert already present when Home Assistant starts shows at once; unloading clears it."""
+    sidecar.status["alerts"] = [
+        {
+            "kind": "no_standby_ready",
+            "severity": "warning",
+            "message": "node2: staging copy is 3 days old",
+            "at": "2026-05-01T10:00:00Z",
+        },
+        {
+            "kind": "clock_skew",
+            "severity": "warning",
+            "message": "not a repair issue",
+            "at": "2026-05-01T10:00:00Z",
+        },
+    ]
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    issue_id = f"{mock_config_entry.entry_id}_no_standby_ready"
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.severity is ir.IssueSeverity.WARNING
+    assert [i for i in issue_registry.issues if i[0] == DOMAIN] == [(DOMAIN, issue_id)]
+
+    await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
