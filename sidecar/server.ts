@@ -5,29 +5,45 @@ import type { Logger } from "pino";
 import { buildApp } from "./api/app.js";
 import { Alerts } from "./cluster/alerts.js";
 import { Cluster } from "./cluster/cluster.js";
+import { type ClusterContext, frontendHostOf } from "./cluster/context.js";
+import { ClusterMetrics } from "./cluster/metrics.js";
 import { markInterrupted, OperationRunner } from "./cluster/runner.js";
 import type { Config } from "./config/schema.js";
 import { createLogger } from "./log.js";
 import { createRegistry } from "./metrics.js";
+import { SshTransport } from "./node/ssh.js";
+import { Staging } from "./node/staging.js";
+import { ZigbeeNode } from "./node/zigbee-node.js";
 import { EventBus } from "./notify/bus.js";
+import { createSnmpNotifier } from "./notify/snmp.js";
 import { Journal } from "./store/journal.js";
+import { SnapshotStore } from "./store/snapshots.js";
 import { loadOrCreateInstanceId, loadOrCreateToken, StateStore } from "./store/state.js";
 import type { OperationRecord } from "./types.js";
 import { VERSION } from "./version.js";
+import { excludeMatcher } from "./z2m/manifest.js";
+import { BridgeWatcher } from "./z2m/watcher.js";
 
 export interface Sidecar {
   app: FastifyInstance;
+  cluster: Cluster;
   url: string;
   token: string;
   interrupted: OperationRecord[];
   close(): Promise<void>;
 }
 
+export interface SidecarOptions {
+  logger?: Logger;
+  /** Monitoring, failover policy and schedules; off only in tests that drive things by hand. */
+  automation?: boolean;
+}
+
 const JOURNAL_COMPACT_BYTES = 4 * 1024 * 1024;
 const JOURNAL_KEEP_OPERATIONS = 500;
 
 /** Builds and starts everything from a validated config; the CLI's `serve` and tests call this. */
-export async function startSidecar(config: Config, options: { logger?: Logger } = {}): Promise<Sidecar> {
+export async function startSidecar(config: Config, options: SidecarOptions = {}): Promise<Sidecar> {
   const logger = options.logger ?? createLogger(config.log_level);
   mkdirSync(config.state_dir, { recursive: true, mode: 0o700 });
 
@@ -64,23 +80,80 @@ export async function startSidecar(config: Config, options: { logger?: Logger } 
       })();
 
   const registry = createRegistry();
+  const metrics = new ClusterMetrics(
+    registry,
+    config.nodes.map((n) => n.id),
+  );
+  metrics.follow(bus);
   const runner = new OperationRunner(journal, bus, replay.operations);
-  const cluster = new Cluster({ config, instanceId, state, runner, bus, alerts });
+  const sshLogger = logger.child({ component: "ssh" });
+  const nodes = new Map(
+    config.nodes.map((n) => [
+      n.id,
+      new ZigbeeNode(n, SshTransport.forNode(n, sshLogger), logger.child({ node: n.id })),
+    ]),
+  );
+  const staging = new Map(
+    config.nodes.map((n) => [n.id, new Staging(nodes.get(n.id)!.ssh, n.staging_dir, n.id)]),
+  );
+  const watcher = new BridgeWatcher({
+    url: config.mqtt.url,
+    ...(config.mqtt.username ? { username: config.mqtt.username } : {}),
+    ...(config.mqtt.password ? { password: config.mqtt.password } : {}),
+    baseTopic: config.mqtt.base_topic,
+    ...(config.mqtt.client_id ? { clientId: config.mqtt.client_id } : {}),
+    keepaliveMs: config.mqtt.keepalive,
+    nodes: config.nodes.map((n) => ({ id: n.id, hosts: [...new Set([frontendHostOf(n), n.ssh.host])] })),
+    logger: logger.child({ component: "mqtt" }),
+  });
+  const cx: ClusterContext = {
+    config,
+    logger,
+    state,
+    runner,
+    bus,
+    alerts,
+    nodes,
+    staging,
+    watcher,
+    snapshots: new SnapshotStore(config.state_dir),
+    metrics,
+    exclude: excludeMatcher(config.sync.exclude),
+  };
+  const cluster = new Cluster(cx, {
+    instanceId,
+    interrupted,
+    ...(options.automation === false ? { automation: false } : {}),
+  });
+  const snmp = config.snmp
+    ? createSnmpNotifier(config.snmp, {
+        clusterName: config.cluster_name,
+        bus,
+        registry,
+        logger: logger.child({ component: "snmp" }),
+        initialState: state.get(),
+      })
+    : undefined;
+  snmp?.start();
 
   const app = await buildApp({ cluster, bus, registry, token, version: VERSION, logger });
   const address = await app.listen({ host: config.server.host, port: config.server.port });
   logger.info({ address, version: VERSION, nodes: config.nodes.map((n) => n.id) }, "sidecar listening");
+  // Start-up work (probes, recovery) runs behind a listening API so its progress can be watched.
+  const started = cluster.start().catch((error) => logger.error({ err: error }, "cluster start-up failed"));
 
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       await app.close();
+      await started;
       await runner.shutdown();
       await cluster.close();
+      await snmp?.stop();
       journal.close();
       logger.info("sidecar stopped");
     })();
     return closing;
   };
-  return { app, url: address, token, interrupted, close };
+  return { app, cluster, url: address, token, interrupted, close };
 }

@@ -77,8 +77,14 @@ export interface ClusterState {
     from: string | null;
     to: string;
     kind: "switchover" | "failover";
+    /** Snapshots the takeover used; kept by pruning until the next takeover. */
+    snapshots?: string[];
   };
   last_nvram_snapshot?: { at: string; id: string; node: string };
+  /** What each standby's staging dir holds, as of the last sync that reached it. */
+  staging?: Record<string, { snapshot_id: string; at: string; operation_id: string }>;
+  /** When zigbee2mqtt last answered a backup request (coordinator_backup.json refreshed). */
+  last_backup_refresh?: { at: string; node: string };
 }
 
 export type NodeRole = "active" | "standby";

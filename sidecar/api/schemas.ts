@@ -172,6 +172,7 @@ export const status = z
         from: z.string().nullable(),
         to: z.string(),
         kind: z.enum(["switchover", "failover"]),
+        snapshots: z.array(z.string()).optional(),
       })
       .nullable(),
     last_nvram_snapshot: z.object({ at: z.string(), id: z.string(), node: z.string() }).nullable(),

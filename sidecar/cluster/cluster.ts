@@ -1,9 +1,5 @@
-import type { Config } from "../config/schema.js";
-import type { EventBus } from "../notify/bus.js";
-import type { StateStore } from "../store/state.js";
 import type {
   AutomationState,
-  BridgeStatus,
   ClusterInfo,
   ClusterStatus,
   NodeDetail,
@@ -13,135 +9,240 @@ import type {
   SnapshotInfo,
 } from "../types.js";
 import { VERSION } from "../version.js";
-import type { Alerts } from "./alerts.js";
-import { NotFoundError, NotImplementedError } from "./errors.js";
-import type { OperationRunner } from "./runner.js";
+import { type ClusterContext, nodeOf, stagingOf } from "./context.js";
+import { NotFoundError, PreconditionError } from "./errors.js";
+import { Monitor } from "./monitor.js";
+import { checkPlan } from "./operations/check.js";
+import { asStepFailure, stopAndConfirm, waitOnline } from "./operations/common.js";
+import { recoveryPlan } from "./operations/recovery.js";
+import { pinnedSnapshots, syncPlan, targetManifest } from "./operations/sync.js";
+import { failoverPlan, switchoverPlan } from "./operations/takeover.js";
+import { FailoverPolicy } from "./policy.js";
+import { StepFailure } from "./runner.js";
+import { Scheduler } from "./scheduler.js";
 import type { ClusterService, TakeoverRequest } from "./service.js";
 
-export interface ClusterDeps {
-  config: Config;
+export interface ClusterOptions {
   instanceId: string;
-  state: StateStore;
-  runner: OperationRunner;
-  bus: EventBus;
-  alerts: Alerts;
+  /** Operations the journal showed unfinished at start-up. */
+  interrupted: OperationRecord[];
+  /** Start monitoring, policy and schedules (false in tests that drive everything by hand). */
+  automation?: boolean;
+  firstSyncDelayMs?: number;
 }
 
-function unknownNode(id: string, active: string | null): NodeStatus {
-  return {
-    id,
-    role: id === active ? "active" : "standby",
-    health: "unknown",
-    reason: "not checked yet",
-    reachable: null,
-    zigbee2mqtt_running: null,
-    coordinator_port_present: null,
-    tools_present: null,
-    checks: [],
-  };
-}
-
-/** The facade the API talks to. Operations, monitoring and policy plug in behind it. */
+/**
+ * The facade the API talks to, and the owner of the running parts: monitor, failover policy,
+ * scheduler. Every mutating action goes through the operation runner.
+ */
 export class Cluster implements ClusterService {
-  protected readonly config: Config;
-  protected readonly stateStore: StateStore;
-  protected readonly runner: OperationRunner;
-  protected readonly bus: EventBus;
-  protected readonly alerts: Alerts;
-  readonly #instanceId: string;
+  readonly monitor: Monitor;
+  readonly policy: FailoverPolicy;
+  readonly scheduler: Scheduler;
+  #started = false;
 
-  constructor(deps: ClusterDeps) {
-    this.config = deps.config;
-    this.stateStore = deps.state;
-    this.runner = deps.runner;
-    this.bus = deps.bus;
-    this.alerts = deps.alerts;
-    this.#instanceId = deps.instanceId;
+  constructor(
+    readonly cx: ClusterContext,
+    private readonly options: ClusterOptions,
+  ) {
+    this.monitor = new Monitor(cx);
+    this.policy = new FailoverPolicy(cx, this.monitor, {
+      restart: (node, trigger, reason) => this.#startQuietly(() => this.#restart(node, trigger, reason)),
+      failover: (target, trigger, reason) =>
+        this.#startQuietly(() => this.failover({ target, reason }, trigger)),
+      stopStray: (node, why) => this.#startQuietly(() => this.#stopStray(node, why)),
+    });
+    this.scheduler = new Scheduler(cx, this.monitor, {
+      sync: (trigger, reason) => this.#startQuietly(() => this.sync(trigger, reason)),
+      switchover: (target, trigger, reason) =>
+        this.#startQuietly(() => this.switchover({ target, reason }, trigger)),
+    });
+    cx.watcher.on("change", (bridge) => {
+      cx.bus.publish({ type: "bridge.changed", bridge });
+      this.monitor.refreshAll();
+    });
+    cx.bus.subscribe((event) => {
+      if (event.type === "state.changed") this.monitor.refreshAll();
+    });
+  }
+
+  /** Connects to the broker, probes every node, recovers or adopts, then starts the automation. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    this.cx.watcher.start();
+    this.cx.metrics.setActive([...this.cx.nodes.keys()], this.cx.state.get().active);
+    await this.monitor
+      .probeAll(true)
+      .catch((error) => this.cx.logger.error({ err: error }, "first probe failed"));
+    const mutating = this.options.interrupted.filter(
+      (o) => o.mutating && o.kind !== "sync" && o.kind !== "check",
+    );
+    if (mutating.length > 0) {
+      await this.cx.runner.run(recoveryPlan(this.cx, this.monitor, mutating, "startup"));
+    } else if (!this.cx.state.get().active) {
+      this.#adopt();
+    }
+    if (this.options.automation !== false) {
+      this.monitor.start();
+      this.policy.start();
+      this.scheduler.start(this.options.firstSyncDelayMs);
+    }
+  }
+
+  /** First start on a running cluster: the one node that runs zigbee2mqtt is the active one. */
+  #adopt(): void {
+    const running = this.monitor.statuses().filter((s) => s.zigbee2mqtt_running);
+    const publishing = this.cx.watcher.status().publishing_node;
+    const pick = running.length === 1 ? running[0]?.id : undefined;
+    const chosen =
+      pick ??
+      (running.length === 0
+        ? undefined
+        : publishing && running.some((r) => r.id === publishing)
+          ? publishing
+          : undefined);
+    if (!chosen) {
+      this.cx.runner.record(
+        "decision",
+        "startup",
+        "succeeded",
+        { running: running.map((r) => r.id) },
+        {
+          decision: "no active node adopted",
+          detail:
+            running.length === 0
+              ? "zigbee2mqtt runs on no node: start it on one node, or run a failover to pick one"
+              : `zigbee2mqtt runs on ${running.map((r) => r.id).join(" and ")}: split brain, resolve it by hand`,
+        },
+      );
+      return;
+    }
+    const state = this.cx.state.update((s) => {
+      s.active = chosen;
+    });
+    this.cx.runner.record(
+      "decision",
+      "startup",
+      "succeeded",
+      { running: running.map((r) => r.id) },
+      {
+        decision: "adopted active node",
+        detail: `${chosen} runs zigbee2mqtt: it is the active node`,
+      },
+    );
+    this.cx.bus.publish({ type: "state.changed", state });
+  }
+
+  #startQuietly(start: () => unknown): void {
+    try {
+      start();
+    } catch (error) {
+      this.cx.logger.warn({ err: (error as Error).message }, "automatic operation not started");
+    }
   }
 
   info(): ClusterInfo {
     return {
-      instance_id: this.#instanceId,
+      instance_id: this.options.instanceId,
       name: "zigbee2mqtt-ha",
-      cluster_name: this.config.cluster_name,
+      cluster_name: this.cx.config.cluster_name,
       version: VERSION,
       api_version: 1,
-      nodes: this.config.nodes.map((n) => n.id),
+      nodes: [...this.cx.nodes.keys()],
     };
   }
 
-  protected nodeStatuses(): NodeStatus[] {
-    const active = this.stateStore.get().active;
-    return this.config.nodes.map((n) => unknownNode(n.id, active));
-  }
-
-  protected bridgeStatus(): BridgeStatus {
-    return { broker_connected: false, state: "unknown", publishing_node: null };
+  #nodeStatus(id: string): NodeStatus {
+    return (
+      this.monitor.status(id) ?? {
+        id,
+        role: this.cx.state.get().active === id ? "active" : "standby",
+        health: "unknown",
+        reason: "not probed yet",
+        reachable: null,
+        zigbee2mqtt_running: null,
+        coordinator_port_present: null,
+        tools_present: null,
+        checks: [],
+      }
+    );
   }
 
   status(): ClusterStatus {
-    const state = this.stateStore.get();
+    const state = this.cx.state.get();
     return {
-      cluster_name: this.config.cluster_name,
+      cluster_name: this.cx.config.cluster_name,
       active: state.active,
       automation: state.automation,
-      bridge: this.bridgeStatus(),
-      nodes: this.nodeStatuses(),
+      bridge: this.cx.watcher.status(),
+      nodes: [...this.cx.nodes.keys()].map((id) => this.#nodeStatus(id)),
       last_sync: state.last_sync ?? null,
       last_switchover: state.last_switchover ?? null,
       last_nvram_snapshot: state.last_nvram_snapshot ?? null,
       fenced: state.fenced,
-      running_operation: this.runner.running ?? null,
-      alerts: this.alerts.list(),
+      running_operation: this.cx.runner.running ?? null,
+      alerts: this.cx.alerts.list(),
     };
   }
 
   node(id: string): NodeDetail {
-    const config = this.config.nodes.find((n) => n.id === id);
-    const status = this.nodeStatuses().find((n) => n.id === id);
-    if (!config || !status) throw new NotFoundError(`no node "${id}"`);
+    const config = nodeOf(this.cx, id).config;
+    const state = this.cx.state.get();
+    const staged = state.staging?.[id];
+    const nvram = state.last_nvram_snapshot;
     return {
-      ...status,
+      ...this.#nodeStatus(id),
       host: config.ssh.host,
       data_dir: config.data_dir,
       staging_dir: config.staging_dir,
       coordinator_port: config.coordinator.port,
       overrides: config.overrides,
+      snapshots: {
+        staging: { snapshot_id: staged?.snapshot_id ?? null, at: staged?.at ?? null },
+        nvram: nvram ? { id: nvram.id, at: nvram.at } : null,
+      },
     };
   }
 
-  switchover(_request: TakeoverRequest, _trigger: string): OperationRecord {
-    throw new NotImplementedError("switchover is not available in this build");
+  switchover(request: TakeoverRequest, trigger: string): OperationRecord {
+    return this.cx.runner.start(switchoverPlan(this.cx, this.monitor, { ...request, trigger }));
   }
 
-  failover(_request: TakeoverRequest, _trigger: string): OperationRecord {
-    throw new NotImplementedError("failover is not available in this build");
+  failover(request: TakeoverRequest, trigger: string): OperationRecord {
+    return this.cx.runner.start(failoverPlan(this.cx, this.monitor, { ...request, trigger }));
   }
 
-  sync(_trigger: string, _reason?: string): OperationRecord {
-    throw new NotImplementedError("sync is not available in this build");
+  sync(trigger: string, reason?: string): OperationRecord {
+    return this.cx.runner.start(
+      syncPlan(this.cx, {
+        trigger,
+        ...(reason ? { reason } : {}),
+        refreshBackup: trigger === "schedule" ? "auto" : true,
+      }),
+    );
   }
 
-  check(_trigger: string): OperationRecord {
-    throw new NotImplementedError("check is not available in this build");
+  check(trigger: string): OperationRecord {
+    return this.cx.runner.start(checkPlan(this.cx, this.monitor, trigger));
   }
 
   operations(limit: number, kind?: OperationKind): OperationRecord[] {
-    return this.runner
+    return this.cx.runner
       .list()
       .filter((o) => !kind || o.kind === kind)
       .slice(0, limit);
   }
 
   operation(id: string): OperationRecord {
-    const op = this.runner.get(id);
+    const op = this.cx.runner.get(id);
     if (!op) throw new NotFoundError(`no operation "${id}"`);
     return op;
   }
 
   setAutomation(patch: Partial<AutomationState>, trigger: string): AutomationState {
-    const before = this.stateStore.get().automation;
-    const state = this.stateStore.update((s) => {
+    const before = this.cx.state.get().automation;
+    const state = this.cx.state.update((s) => {
       if (patch.automatic_failover !== undefined) s.automation.automatic_failover = patch.automatic_failover;
       if (patch.maintenance !== undefined) s.automation.maintenance = patch.maintenance;
     });
@@ -149,28 +250,157 @@ export class Cluster implements ClusterService {
       before.automatic_failover !== state.automation.automatic_failover ||
       before.maintenance !== state.automation.maintenance
     ) {
-      this.runner.record(
+      this.cx.runner.record(
         "decision",
         trigger,
         "succeeded",
         { automation: patch },
-        {
-          before,
-          after: state.automation,
-        },
+        { before, after: state.automation },
       );
-      this.bus.publish({ type: "state.changed", state });
+      this.cx.bus.publish({ type: "state.changed", state });
     }
     return state.automation;
   }
 
   snapshots(): SnapshotInfo[] {
-    return [];
+    return this.cx.snapshots.list(pinnedSnapshots(this.cx));
   }
 
-  restoreSnapshot(_id: string, _node: string, _trigger: string): OperationRecord {
-    throw new NotImplementedError("snapshot restore is not available in this build");
+  restoreSnapshot(id: string, node: string, trigger: string): OperationRecord {
+    const snapshot = this.cx.snapshots.getData(id);
+    if (!snapshot) throw new NotFoundError(`no data snapshot "${id}"`);
+    nodeOf(this.cx, node);
+    if (node === this.cx.state.get().active) {
+      throw new PreconditionError(
+        `${node} is the active node: a snapshot is restored only into a standby's staging dir`,
+      );
+    }
+    return this.cx.runner.start({
+      kind: "restore-snapshot",
+      mutating: true,
+      trigger,
+      params: { snapshot: id, node },
+      ctx: {},
+      steps: [
+        {
+          name: `stage ${id} on ${node}`,
+          timeoutMs: 300_000,
+          run: async ({ op }) => {
+            const result = await stagingOf(this.cx, node).stage(
+              targetManifest(this.cx, snapshot, node),
+              (sha) => this.cx.snapshots.readObject(sha),
+            );
+            this.cx.state.update((s) => {
+              s.staging = {
+                ...(s.staging ?? {}),
+                [node]: { snapshot_id: id, at: new Date().toISOString(), operation_id: op.id },
+              };
+            });
+            return `${result.files_uploaded} files uploaded (${result.bytes_moved} bytes), ${result.files_linked} unchanged`;
+          },
+        },
+      ],
+    });
   }
 
-  async close(): Promise<void> {}
+  /** Restarts zigbee2mqtt in place on the active node (the policy's first answer to a crash). */
+  #restart(node: string, trigger: string, reason: string): OperationRecord {
+    return this.cx.runner.start({
+      kind: "restart",
+      mutating: true,
+      trigger,
+      reason,
+      params: { node },
+      ctx: {},
+      steps: [
+        {
+          name: `start ${node}`,
+          timeoutMs: 90_000,
+          run: async () => {
+            try {
+              await nodeOf(this.cx, node).startService();
+            } catch (error) {
+              throw asStepFailure(error);
+            }
+            return "service started";
+          },
+        },
+        {
+          name: `wait for ${node} online`,
+          timeoutMs: 125_000,
+          run: async ({ signal }) => {
+            const detail = await waitOnline(this.cx, node, {}, 120_000, signal);
+            await this.monitor.probe(node, false);
+            return detail;
+          },
+        },
+      ],
+    });
+  }
+
+  /** Split-brain guard's action: stop zigbee2mqtt on a node that must not run it. */
+  #stopStray(node: string, why: string): OperationRecord {
+    const active = this.cx.state.get().active;
+    return this.cx.runner.start({
+      kind: "fence",
+      mutating: true,
+      trigger: "guard",
+      reason: why,
+      params: { node, active },
+      ctx: {},
+      steps: [
+        {
+          name: `stop zigbee2mqtt on ${node}`,
+          timeoutMs: 90_000,
+          run: async () => {
+            try {
+              return await stopAndConfirm(this.cx, node);
+            } catch (error) {
+              throw asStepFailure(error);
+            }
+          },
+        },
+        {
+          name: "look again",
+          timeoutMs: 30_000,
+          run: async () => {
+            const status = await this.monitor.probe(node, false);
+            if (status.zigbee2mqtt_running) throw new StepFailure(`zigbee2mqtt still runs on ${node}`);
+            this.cx.alerts.clear("split_brain", node);
+            return `${node}: zigbee2mqtt stopped; ${active ?? "no node"} remains active`;
+          },
+        },
+        {
+          // The stray's clean stop left bridge/state "offline" (retained) although the active still
+          // runs; restarting the active's zigbee2mqtt republishes its state and info.
+          name: "restore the active's bridge state",
+          timeoutMs: 240_000,
+          run: async ({ signal }) => {
+            if (!active) return "no active node";
+            await new Promise((r) => setTimeout(r, 1000));
+            const bridge = this.cx.watcher.status();
+            if (bridge.state === "online" && bridge.publishing_node === active)
+              return "bridge state is the active's";
+            const state = await nodeOf(this.cx, active).serviceState();
+            if (state !== "running") return `${active} does not run zigbee2mqtt: left to the failover policy`;
+            try {
+              await stopAndConfirm(this.cx, active);
+              await nodeOf(this.cx, active).startService();
+            } catch (error) {
+              throw asStepFailure(error);
+            }
+            return await waitOnline(this.cx, active, {}, 180_000, signal);
+          },
+        },
+      ],
+    });
+  }
+
+  async close(): Promise<void> {
+    this.scheduler.stop();
+    this.policy.stop();
+    this.monitor.stop();
+    await this.cx.watcher.stop();
+    await Promise.allSettled([...this.cx.nodes.values()].map((n) => n.close()));
+  }
 }

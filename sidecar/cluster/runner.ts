@@ -15,6 +15,8 @@ export interface StepIo<C> {
 export interface Step<C> {
   name: string;
   timeoutMs: number;
+  /** A failure is recorded but the operation goes on (it still ends "failed"); e.g. one standby of several. */
+  continueOnFailure?: boolean;
   // biome-ignore lint/suspicious/noConfusingVoidType: lets a step be a plain `async () => {}`
   run(io: StepIo<C>): Promise<string | undefined | void>;
 }
@@ -170,8 +172,8 @@ export class OperationRunner {
       for (const step of plan.steps) {
         const error = await this.#runStep(plan, op, step, false);
         if (error) {
-          failure = { step: step.name, error };
-          break;
+          failure ??= { step: step.name, error };
+          if (!step.continueOnFailure) break;
         }
       }
       let status: OperationRecord["status"] = failure ? "failed" : "succeeded";
@@ -230,7 +232,10 @@ export class OperationRunner {
     try {
       if (this.#shutdown.signal.aborted) throw this.#shutdown.signal.reason as Error;
       timer = setTimeout(() => interrupt(new StepTimeout(step.name, step.timeoutMs)), step.timeoutMs);
-      const detail = await Promise.race([step.run({ ctx: plan.ctx, signal: controller.signal, op }), interrupted]);
+      const detail = await Promise.race([
+        step.run({ ctx: plan.ctx, signal: controller.signal, op }),
+        interrupted,
+      ]);
       record.status = "succeeded";
       if (typeof detail === "string" && detail !== "") record.detail = detail;
     } catch (caught) {

@@ -153,9 +153,7 @@ const snmpTarget = z
     host: z.string().min(1),
     port: z.number().int().min(1).max(65535).default(162),
     /** YAML reads an unquoted `version: 3` as a number; accept it as "3". */
-    version: z
-      .preprocess((v) => (typeof v === "number" ? String(v) : v), z.enum(["2c", "3"]))
-      .default("2c"),
+    version: z.preprocess((v) => (typeof v === "number" ? String(v) : v), z.enum(["2c", "3"])).default("2c"),
     community: secret.optional(),
     inform: z.boolean().default(false),
     retries: z.number().int().min(0).max(10).default(2),

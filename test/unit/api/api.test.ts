@@ -5,25 +5,74 @@ import { join } from "node:path";
 import SwaggerParser from "@apidevtools/swagger-parser";
 import type { FastifyInstance } from "fastify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
 import { buildApp } from "../../../sidecar/api/app.js";
 import { Alerts } from "../../../sidecar/cluster/alerts.js";
-import { Cluster } from "../../../sidecar/cluster/cluster.js";
+import { NotFoundError, PreconditionError } from "../../../sidecar/cluster/errors.js";
 import { OperationRunner } from "../../../sidecar/cluster/runner.js";
-import { parseConfig } from "../../../sidecar/config/load.js";
+import type { ClusterService } from "../../../sidecar/cluster/service.js";
 import { createRegistry } from "../../../sidecar/metrics.js";
 import { EventBus } from "../../../sidecar/notify/bus.js";
 import { Journal } from "../../../sidecar/store/journal.js";
 import { StateStore } from "../../../sidecar/store/state.js";
-import type { OperationRecord } from "../../../sidecar/types.js";
-import { unreachableNodes } from "../../helpers/sidecar.js";
+import type {
+  AutomationState,
+  ClusterInfo,
+  ClusterStatus,
+  NodeDetail,
+  OperationRecord,
+  SnapshotInfo,
+} from "../../../sidecar/types.js";
 
 const TOKEN = "test-token-0123456789abcdef";
 
-/** A cluster whose sync is a blocking fake operation, so the API's conflict handling can be seen. */
-class BlockingCluster extends Cluster {
+/**
+ * A stand-in for the cluster behind the API: real runner, state and alerts, nodes that are never
+ * contacted, and a sync that blocks until released so that conflicts can be seen.
+ */
+class FakeCluster implements ClusterService {
   release: () => void = () => {};
-  override sync(trigger: string): OperationRecord {
+  constructor(
+    private readonly runner: OperationRunner,
+    private readonly state: StateStore,
+    private readonly alerts: Alerts,
+    private readonly bus: EventBus,
+  ) {}
+  info(): ClusterInfo {
+    return {
+      instance_id: "instance-1",
+      name: "zigbee2mqtt-ha",
+      cluster_name: "test",
+      version: "0",
+      api_version: 1,
+      nodes: ["node1", "node2"],
+    };
+  }
+  status(): ClusterStatus {
+    const s = this.state.get();
+    return {
+      cluster_name: "test",
+      active: s.active,
+      automation: s.automation,
+      bridge: { broker_connected: false, state: "unknown", publishing_node: null },
+      nodes: [],
+      last_sync: null,
+      last_switchover: null,
+      last_nvram_snapshot: null,
+      fenced: {},
+      running_operation: this.runner.running ?? null,
+      alerts: this.alerts.list(),
+    };
+  }
+  node(id: string): NodeDetail {
+    throw new NotFoundError(`no node "${id}"`);
+  }
+  switchover(): OperationRecord {
+    throw new PreconditionError("no standby is ready");
+  }
+  failover(): OperationRecord {
+    throw new PreconditionError("no standby is ready");
+  }
+  sync(trigger: string): OperationRecord {
     return this.runner.start({
       kind: "sync",
       mutating: true,
@@ -33,27 +82,40 @@ class BlockingCluster extends Cluster {
       steps: [{ name: "wait", timeoutMs: 10_000, run: () => new Promise<void>((r) => (this.release = r)) }],
     });
   }
+  check(trigger: string): OperationRecord {
+    return this.runner.start({ kind: "check", mutating: false, trigger, params: {}, ctx: {}, steps: [] });
+  }
+  operations(limit: number): OperationRecord[] {
+    return this.runner.list().slice(0, limit);
+  }
+  operation(id: string): OperationRecord {
+    const op = this.runner.get(id);
+    if (!op) throw new NotFoundError(`no operation "${id}"`);
+    return op;
+  }
+  setAutomation(patch: Partial<AutomationState>, trigger: string): AutomationState {
+    const state = this.state.update((s) => Object.assign(s.automation, patch));
+    this.runner.record("decision", trigger, "succeeded", { automation: patch });
+    this.bus.publish({ type: "state.changed", state });
+    return state.automation;
+  }
+  snapshots(): SnapshotInfo[] {
+    return [];
+  }
+  restoreSnapshot(id: string): OperationRecord {
+    throw new NotFoundError(`no data snapshot "${id}"`);
+  }
 }
 
 let app: FastifyInstance;
-let cluster: BlockingCluster;
+let cluster: FakeCluster;
 let bus: EventBus;
 
 beforeEach(async () => {
   const dir = mkdtempSync(join(tmpdir(), "z2mha-api-"));
-  const config = parseConfig(
-    stringify({ state_dir: dir, mqtt: { url: "mqtt://127.0.0.1:1" }, nodes: unreachableNodes() }),
-  );
   bus = new EventBus();
   const runner = new OperationRunner(Journal.open(join(dir, "journal.jsonl")), bus);
-  cluster = new BlockingCluster({
-    config,
-    instanceId: "instance-1",
-    state: new StateStore(dir),
-    runner,
-    bus,
-    alerts: new Alerts(bus),
-  });
+  cluster = new FakeCluster(runner, new StateStore(dir), new Alerts(bus), bus);
   app = await buildApp({
     cluster,
     bus,

@@ -1,0 +1,184 @@
+import { spawn } from "node:child_process";
+import { NodeCommandError } from "../../node/zigbee-node.js";
+import type { BridgeStatus } from "../../types.js";
+import { type ClusterContext, frontendHostOf, nodeOf } from "../context.js";
+import { StepFailure } from "../runner.js";
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason as Error);
+      },
+      { once: true },
+    );
+  });
+}
+
+/** Turns a node command failure into a step failure that carries the command's output. */
+export function asStepFailure(error: unknown): Error {
+  if (error instanceof NodeCommandError) return new StepFailure(error.message, error.output);
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/**
+ * Retries what is known to fail transiently: zigpy-znp's tools right after zigbee2mqtt let go of
+ * the serial port (the prototype retried every one of them). Bounded; every failed attempt is
+ * logged with its output, and the last error is what the step reports.
+ */
+export async function withRetries<T>(
+  cx: ClusterContext,
+  what: string,
+  attempts: number,
+  signal: AbortSignal,
+  fn: () => Promise<T>,
+  notes?: string[],
+): Promise<T> {
+  let last: unknown;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      return await fn();
+    } catch (error) {
+      last = error;
+      if (attempt === attempts || signal.aborted) break;
+      const output = error instanceof NodeCommandError ? error.output.split("\n").slice(-2).join(" | ") : "";
+      cx.logger.warn({ what, attempt, err: (error as Error).message, output }, `${what} failed, retrying`);
+      notes?.push(`${what}: attempt ${attempt} failed (${(error as Error).message}), retried`);
+      await sleep(1500 * attempt, signal);
+    }
+  }
+  throw asStepFailure(last);
+}
+
+/** Waits until the bridge's status satisfies `ok`, re-checking on every change; rejects on timeout. */
+export function waitForBridge(
+  cx: ClusterContext,
+  ok: (status: BridgeStatus) => boolean,
+  timeoutMs: number,
+  signal: AbortSignal,
+  describe: () => string,
+): Promise<BridgeStatus> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const status = cx.watcher.status();
+      if (ok(status)) {
+        cleanup();
+        resolve(status);
+      }
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new StepFailure(`timed out after ${Math.round(timeoutMs / 1000)}s: ${describe()}`));
+    }, timeoutMs);
+    const poll = setInterval(check, 500);
+    const onAbort = () => {
+      cleanup();
+      reject(signal.reason as Error);
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      clearInterval(poll);
+      cx.watcher.off("change", check);
+      signal.removeEventListener("abort", onAbort);
+    };
+    cx.watcher.on("change", check);
+    signal.addEventListener("abort", onAbort, { once: true });
+    check();
+  });
+}
+
+/** Stops zigbee2mqtt on a node and confirms it with the service status. */
+export async function stopAndConfirm(cx: ClusterContext, id: string): Promise<string> {
+  const node = nodeOf(cx, id);
+  const before = await node.serviceState();
+  if (before === "stopped") return "was not running";
+  await node.stopService();
+  // OpenRC on Alpine sometimes reports an error on the first stop ("ghost error"): ask again.
+  const after = await node.serviceState();
+  if (after !== "stopped") {
+    await node.stopService();
+    if ((await node.serviceState()) !== "stopped")
+      throw new StepFailure(`zigbee2mqtt on ${id} is still running after stop`);
+  }
+  return "stopped (service status confirms)";
+}
+
+export interface ExpectedNetwork {
+  ieee?: string;
+  pan_id?: number;
+  extended_pan_id?: string;
+  channel?: number;
+}
+
+/**
+ * Waits until bridge/state is online, published by `id` (its frontend host in bridge/info), with
+ * the expected coordinator IEEE and network. A fresh bridge/info must arrive after `since`.
+ */
+export async function waitOnline(
+  cx: ClusterContext,
+  id: string,
+  expected: ExpectedNetwork,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<string> {
+  const host = frontendHostOf(nodeOf(cx, id).config);
+  const mismatch = (s: BridgeStatus): string | undefined => {
+    if (!s.broker_connected) return "controller is not connected to the MQTT broker";
+    if (s.state !== "online") return `bridge/state is ${s.state}`;
+    if (s.frontend_host !== host)
+      return `bridge/info names ${s.frontend_host ?? "no frontend host"}, expected ${host}`;
+    if (expected.ieee && s.coordinator_ieee !== expected.ieee) {
+      return `coordinator IEEE is ${s.coordinator_ieee}, expected ${expected.ieee}`;
+    }
+    const net = s.network;
+    if (expected.pan_id !== undefined && net?.pan_id !== expected.pan_id)
+      return `PAN ID is ${net?.pan_id}, expected ${expected.pan_id}`;
+    if (expected.extended_pan_id && net?.extended_pan_id !== expected.extended_pan_id) {
+      return `extended PAN ID is ${net?.extended_pan_id}, expected ${expected.extended_pan_id}`;
+    }
+    if (expected.channel !== undefined && net?.channel !== expected.channel)
+      return `channel is ${net?.channel}, expected ${expected.channel}`;
+    return undefined;
+  };
+  const status = await waitForBridge(
+    cx,
+    (s) => mismatch(s) === undefined,
+    timeoutMs,
+    signal,
+    () => mismatch(cx.watcher.status()) ?? "",
+  );
+  return `online on ${id}: coordinator ${status.coordinator_ieee}, PAN ${status.network?.pan_id}, channel ${status.network?.channel}`;
+}
+
+/** Runs the configured fence command on the controller (no shell), with the node id as $Z2MHA_NODE. */
+export function runFenceCommand(
+  argv: string[],
+  node: string,
+  timeoutMs: number,
+): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0] as string, argv.slice(1), {
+      env: { ...process.env, Z2MHA_NODE: node },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    const add = (d: Buffer) => {
+      output = (output + d.toString()).slice(-4000);
+    };
+    child.stdout.on("data", add);
+    child.stderr.on("data", add);
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      resolve({ code: null, output: error.message });
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}

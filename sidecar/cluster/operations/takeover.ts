@@ -1,0 +1,744 @@
+import { backupDate, networkOfBackup, parseBackup, toZigpyBackup } from "../../coordinator/backup.js";
+import {
+  compareNvram,
+  countItems,
+  type NetworkIdentity,
+  type NvramDump,
+  networkOf,
+  parseNvram,
+  raiseFrameCounter,
+} from "../../coordinator/nvram.js";
+import type { DataSnapshot } from "../../store/snapshots.js";
+import { type ClusterContext, nodeOf, stagingOf } from "../context.js";
+import { PreconditionError } from "../errors.js";
+import type { Monitor } from "../monitor.js";
+import { type OperationPlan, type Step, StepFailure } from "../runner.js";
+import {
+  asStepFailure,
+  type ExpectedNetwork,
+  runFenceCommand,
+  stopAndConfirm,
+  waitForBridge,
+  waitOnline,
+  withRetries,
+} from "./common.js";
+import { captureDataDir, pinnedSnapshots, targetManifest } from "./sync.js";
+
+export interface TakeoverContext {
+  kind: "switchover" | "failover";
+  from: string | null;
+  to: string;
+  expected: ExpectedNetwork;
+  dump?: NvramDump;
+  nvramSnapshotId?: string;
+  dataSnapshot?: DataSnapshot;
+  /** Set once the target is confirmed online: from here on there is no rolling back. */
+  committed: boolean;
+  /** The old active's zigbee2mqtt was stopped by this operation (so rollback restarts it). */
+  stoppedFrom: boolean;
+  fence?: { how: "ssh" | "command" | "none"; ok: boolean; detail: string };
+  method?: string;
+  frameCounter?: { before: number; restored: number };
+  outage: { offlineAt?: number; onlineAt?: number };
+  notes: string[];
+}
+
+const ONLINE_TIMEOUT_MS = 180_000;
+const OFFLINE_TIMEOUT_MS = 30_000;
+const TOOL_ATTEMPTS = 3;
+
+export interface TakeoverRequest {
+  target?: string;
+  reason?: string;
+  trigger: string;
+}
+
+/** The standbys that could take over now, best first (priority, then id). */
+export function readyStandbys(cx: ClusterContext, monitor: Monitor, exclude: string | null): string[] {
+  return [...cx.nodes.values()]
+    .filter((n) => n.id !== exclude && monitor.readiness(n.id).ready)
+    .sort((a, b) => a.config.priority - b.config.priority || (a.id < b.id ? -1 : 1))
+    .map((n) => n.id);
+}
+
+function chooseTarget(cx: ClusterContext, monitor: Monitor, active: string | null, target?: string): string {
+  if (target) {
+    nodeOf(cx, target);
+    if (target === active) throw new PreconditionError(`${target} is already the active node`);
+    return target;
+  }
+  const ready = readyStandbys(cx, monitor, active);
+  if (ready[0]) return ready[0];
+  const reasons = [...cx.nodes.keys()]
+    .filter((id) => id !== active)
+    .map((id) => `${id}: ${monitor.readiness(id).reasons.join(", ")}`);
+  throw new PreconditionError(
+    `no standby is ready to take over (${reasons.join("; ")}); name a target to override`,
+    {
+      standbys: reasons,
+    },
+  );
+}
+
+function preflightStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  return {
+    name: `preflight ${ctx.to}`,
+    timeoutMs: 90_000,
+    run: async () => {
+      const node = nodeOf(cx, ctx.to);
+      const problems: string[] = [];
+      await node.run(["true"], { timeoutMs: 10_000 }).catch((error) => {
+        throw new StepFailure(`${ctx.to} is not reachable: ${(error as Error).message}`);
+      });
+      const tools = await node.toolsPresent();
+      if (!tools.ok) problems.push(`zigpy-znp tools: ${tools.detail}`);
+      if (!(await node.portPresent()))
+        problems.push(`coordinator port ${node.config.coordinator.port} is missing`);
+      const staged = await stagingOf(cx, ctx.to).read();
+      if (!staged) problems.push("no staged copy of the data dir (run a sync first)");
+      if (problems.length > 0) throw new StepFailure(`${ctx.to} is not ready: ${problems.join("; ")}`);
+      return `reachable, tools and ${node.config.coordinator.port} present, staged ${staged?.snapshot_id}`;
+    },
+  };
+}
+
+function ensureStoppedStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  return {
+    name: `make sure ${ctx.to} is stopped`,
+    timeoutMs: 90_000,
+    run: async () => {
+      try {
+        return await stopAndConfirm(cx, ctx.to);
+      } catch (error) {
+        throw asStepFailure(error);
+      }
+    },
+  };
+}
+
+function stopFromStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  const from = ctx.from as string;
+  return {
+    name: `stop ${from}`,
+    timeoutMs: 120_000,
+    run: async ({ signal }) => {
+      ctx.stoppedFrom = true;
+      let detail: string;
+      try {
+        detail = await stopAndConfirm(cx, from);
+      } catch (error) {
+        throw asStepFailure(error);
+      }
+      const bridge = cx.watcher.status();
+      if (!bridge.broker_connected) {
+        ctx.notes.push("bridge/state could not be confirmed offline: the controller cannot see the broker");
+        return `${detail}; bridge/state unknown (broker unreachable)`;
+      }
+      await waitForBridge(
+        cx,
+        (s) => s.state === "offline",
+        OFFLINE_TIMEOUT_MS,
+        signal,
+        () => "bridge/state still online",
+      );
+      ctx.outage.offlineAt ??= Date.now();
+      return `${detail}; bridge/state offline`;
+    },
+  };
+}
+
+function finalSyncStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  const from = ctx.from as string;
+  return {
+    name: `final sync from ${from}`,
+    timeoutMs: 300_000,
+    run: async ({ signal, op }) => {
+      const captured = await captureDataDir(cx, from, signal);
+      ctx.dataSnapshot = cx.snapshots.saveData({
+        created_at: new Date().toISOString(),
+        node: from,
+        operation_id: op.id,
+        files: captured.files,
+        notes: ["final sync of a switchover, zigbee2mqtt stopped", ...captured.notes],
+      });
+      const result = await stagingOf(cx, ctx.to).stage(targetManifest(cx, ctx.dataSnapshot, ctx.to), (sha) =>
+        cx.snapshots.readObject(sha),
+      );
+      cx.state.update((s) => {
+        s.staging = {
+          ...(s.staging ?? {}),
+          [ctx.to]: {
+            snapshot_id: ctx.dataSnapshot?.id as string,
+            at: new Date().toISOString(),
+            operation_id: op.id,
+          },
+        };
+      });
+      return `${ctx.dataSnapshot.id}: ${captured.filesRead} files read, ${result.files_uploaded} uploaded to ${ctx.to} (${result.bytes_moved} bytes)`;
+    },
+  };
+}
+
+function checkIdentity(dump: NvramDump, expected: ExpectedNetwork, where: string): NetworkIdentity {
+  const network = networkOf(dump);
+  const wrong: string[] = [];
+  if (expected.ieee && network.ieee !== expected.ieee) wrong.push(`IEEE ${network.ieee} ≠ ${expected.ieee}`);
+  if (expected.pan_id !== undefined && network.pan_id !== expected.pan_id)
+    wrong.push(`PAN ${network.pan_id} ≠ ${expected.pan_id}`);
+  if (expected.extended_pan_id && network.extended_pan_id !== expected.extended_pan_id) {
+    wrong.push(`ext PAN ${network.extended_pan_id} ≠ ${expected.extended_pan_id}`);
+  }
+  if (wrong.length > 0)
+    throw new StepFailure(`${where} holds another network than the one zigbee2mqtt ran: ${wrong.join(", ")}`);
+  return network;
+}
+
+function readNvramStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  const from = ctx.from as string;
+  return {
+    name: `read NVRAM on ${from}`,
+    timeoutMs: 600_000,
+    run: async ({ signal, op }) => {
+      const node = nodeOf(cx, from);
+      const text = await withRetries(
+        cx,
+        `nvram_read on ${from}`,
+        TOOL_ATTEMPTS,
+        signal,
+        () => node.nvramRead(),
+        ctx.notes,
+      );
+      let dump: NvramDump;
+      try {
+        dump = parseNvram(text, { requireNetwork: true });
+      } catch (error) {
+        throw new StepFailure(`the NVRAM dump read from ${from} is not usable: ${(error as Error).message}`);
+      }
+      const network = checkIdentity(dump, ctx.expected, `${from}'s dongle`);
+      ctx.expected = {
+        ieee: network.ieee,
+        pan_id: network.pan_id,
+        extended_pan_id: network.extended_pan_id,
+        channel: network.channel,
+      };
+      ctx.dump = dump;
+      const snapshot = cx.snapshots.saveNvram({
+        created_at: new Date().toISOString(),
+        node: from,
+        operation_id: op.id,
+        network: { ...network, network_key: undefined },
+        dump,
+      });
+      ctx.nvramSnapshotId = snapshot.id;
+      cx.state.update((s) => {
+        s.last_nvram_snapshot = { at: snapshot.created_at, id: snapshot.id, node: from };
+      });
+      return `${snapshot.id}: ${countItems(dump)} items, IEEE ${network.ieee}, PAN ${network.pan_id}, frame counter ${network.frame_counter}`;
+    },
+  };
+}
+
+function writeNvramSteps(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext>[] {
+  const node = () => nodeOf(cx, ctx.to);
+  return [
+    {
+      name: `reset NVRAM on ${ctx.to}`,
+      timeoutMs: 300_000,
+      run: async ({ signal }) => {
+        await withRetries(
+          cx,
+          `nvram_reset on ${ctx.to}`,
+          TOOL_ATTEMPTS,
+          signal,
+          () => node().nvramReset(),
+          ctx.notes,
+        );
+        return "all items deleted";
+      },
+    },
+    {
+      name: `write NVRAM on ${ctx.to}`,
+      timeoutMs: 600_000,
+      run: async ({ signal }) => {
+        const dump = ctx.dump;
+        if (!dump) throw new StepFailure("no NVRAM dump to write");
+        const text = JSON.stringify(dump, null, 4);
+        await withRetries(
+          cx,
+          `nvram_write on ${ctx.to}`,
+          TOOL_ATTEMPTS,
+          signal,
+          () => node().nvramWrite(text),
+          ctx.notes,
+        );
+        return `${countItems(dump)} items written`;
+      },
+    },
+    {
+      name: `verify NVRAM on ${ctx.to}`,
+      timeoutMs: 600_000,
+      run: async ({ signal }) => {
+        const dump = ctx.dump as NvramDump;
+        const text = await withRetries(
+          cx,
+          `nvram_read on ${ctx.to}`,
+          TOOL_ATTEMPTS,
+          signal,
+          () => node().nvramRead(),
+          ctx.notes,
+        );
+        const differences = compareNvram(dump, parseNvram(text));
+        if (differences.length > 0) {
+          throw new StepFailure(
+            `${differences.length} NVRAM items on ${ctx.to} differ from the dump`,
+            differences
+              .slice(0, 20)
+              .map((d) => `${d.item}: expected ${d.expected ?? "(absent)"}, read ${d.actual ?? "(absent)"}`)
+              .join("\n"),
+          );
+        }
+        return `all ${countItems(dump)} items read back identical`;
+      },
+    },
+  ];
+}
+
+function installStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  return {
+    name: `write data dir on ${ctx.to}`,
+    timeoutMs: 300_000,
+    run: async () => {
+      const manifest = await stagingOf(cx, ctx.to).installInto(
+        nodeOf(cx, ctx.to).config.data_dir,
+        cx.exclude,
+      );
+      return `${manifest.files.length} files from staged ${manifest.snapshot_id}`;
+    },
+  };
+}
+
+function startStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext>[] {
+  return [
+    {
+      name: `start ${ctx.to}`,
+      timeoutMs: 90_000,
+      run: async () => {
+        try {
+          await nodeOf(cx, ctx.to).startService();
+        } catch (error) {
+          throw asStepFailure(error);
+        }
+        return "service started";
+      },
+    },
+    {
+      name: `wait for ${ctx.to} online`,
+      timeoutMs: ONLINE_TIMEOUT_MS + 5_000,
+      run: async ({ signal }) => {
+        const detail = await waitOnline(cx, ctx.to, ctx.expected, ONLINE_TIMEOUT_MS, signal);
+        ctx.outage.onlineAt = Date.now();
+        ctx.committed = true;
+        return detail;
+      },
+    },
+  ];
+}
+
+function persistStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  return {
+    name: `persist ${ctx.to} as active`,
+    timeoutMs: 10_000,
+    run: async ({ op }) => {
+      const snapshots = [ctx.dataSnapshot?.id, ctx.nvramSnapshotId].filter((s): s is string => !!s);
+      const state = cx.state.update((s) => {
+        s.active = ctx.to;
+        delete s.fenced[ctx.to];
+        s.last_switchover = {
+          at: new Date().toISOString(),
+          operation_id: op.id,
+          from: ctx.from,
+          to: ctx.to,
+          kind: ctx.kind,
+          snapshots,
+        };
+      });
+      cx.bus.publish({ type: "state.changed", state });
+      return `${ctx.to} is the active node`;
+    },
+  };
+}
+
+/** After a takeover every other reachable node gets a staged copy of the new active's data. */
+function restageStep(cx: ClusterContext, ctx: TakeoverContext, node: string): Step<TakeoverContext> {
+  return {
+    name: `stage on ${node}`,
+    timeoutMs: 300_000,
+    continueOnFailure: true,
+    run: async ({ op }) => {
+      const snapshot = ctx.dataSnapshot ?? cx.snapshots.latestData();
+      if (!snapshot) return "no snapshot to stage";
+      const result = await stagingOf(cx, node).stage(targetManifest(cx, snapshot, node), (sha) =>
+        cx.snapshots.readObject(sha),
+      );
+      cx.state.update((s) => {
+        s.staging = {
+          ...(s.staging ?? {}),
+          [node]: { snapshot_id: snapshot.id, at: new Date().toISOString(), operation_id: op.id },
+        };
+      });
+      cx.snapshots.prune(cx.config.sync.keep, pinnedSnapshots(cx));
+      return `${result.files_uploaded} files uploaded (${result.bytes_moved} bytes)`;
+    },
+  };
+}
+
+/** Puts the old active back when a switchover fails before the target is confirmed online. */
+function rollbackSteps(
+  cx: ClusterContext,
+  ctx: TakeoverContext,
+  canRestartFrom: boolean,
+): Step<TakeoverContext>[] {
+  const steps: Step<TakeoverContext>[] = [
+    {
+      name: `stop ${ctx.to}`,
+      timeoutMs: 90_000,
+      run: async () => {
+        try {
+          return await stopAndConfirm(cx, ctx.to);
+        } catch (error) {
+          throw asStepFailure(error);
+        }
+      },
+    },
+  ];
+  if (ctx.from && canRestartFrom) {
+    const from = ctx.from;
+    steps.push(
+      {
+        name: `start ${from} again`,
+        timeoutMs: 90_000,
+        run: async () => {
+          try {
+            await nodeOf(cx, from).startService();
+          } catch (error) {
+            throw asStepFailure(error);
+          }
+          return "service started on its untouched dongle";
+        },
+      },
+      {
+        name: `wait for ${from} online`,
+        timeoutMs: ONLINE_TIMEOUT_MS + 5_000,
+        run: async ({ signal }) => {
+          const detail = await waitOnline(cx, from, ctx.expected, ONLINE_TIMEOUT_MS, signal);
+          cx.state.update((s) => {
+            delete s.fenced[from];
+          });
+          return detail;
+        },
+      },
+    );
+  }
+  return steps;
+}
+
+function resultOf(ctx: TakeoverContext): Record<string, unknown> {
+  const outage =
+    ctx.outage.offlineAt && ctx.outage.onlineAt
+      ? { outage_ms: ctx.outage.onlineAt - ctx.outage.offlineAt }
+      : {};
+  return {
+    from: ctx.from,
+    to: ctx.to,
+    committed: ctx.committed,
+    ...(ctx.dataSnapshot ? { data_snapshot: ctx.dataSnapshot.id } : {}),
+    ...(ctx.nvramSnapshotId ? { nvram_snapshot: ctx.nvramSnapshotId } : {}),
+    ...(ctx.fence ? { fence: ctx.fence } : {}),
+    ...(ctx.method ? { method: ctx.method } : {}),
+    ...(ctx.frameCounter ? { frame_counter: ctx.frameCounter } : {}),
+    ...outage,
+    ...(ctx.notes.length ? { notes: ctx.notes } : {}),
+  };
+}
+
+function expectedFromBridge(cx: ClusterContext): ExpectedNetwork {
+  const bridge = cx.watcher.status();
+  return {
+    ...(bridge.coordinator_ieee ? { ieee: bridge.coordinator_ieee } : {}),
+    ...(bridge.network
+      ? {
+          pan_id: bridge.network.pan_id,
+          extended_pan_id: bridge.network.extended_pan_id,
+          channel: bridge.network.channel,
+        }
+      : {}),
+  };
+}
+
+/**
+ * Planned switchover: the active is reachable and is stopped cleanly, so its coordinator's NVRAM
+ * can be read exactly and cloned onto the target's dongle. Any failure before the target is
+ * confirmed online rolls back: target stopped, the old active started again on its untouched dongle.
+ */
+export function switchoverPlan(
+  cx: ClusterContext,
+  monitor: Monitor,
+  request: TakeoverRequest,
+): OperationPlan<TakeoverContext> {
+  const active = cx.state.get().active;
+  if (!active) throw new PreconditionError("no active node is known: use failover to bring one up");
+  const to = chooseTarget(cx, monitor, active, request.target);
+  const ctx: TakeoverContext = {
+    kind: "switchover",
+    from: active,
+    to,
+    expected: expectedFromBridge(cx),
+    committed: false,
+    stoppedFrom: false,
+    outage: {},
+    notes: [],
+  };
+  const others = [...cx.nodes.keys()].filter((id) => id !== to);
+  return {
+    kind: "switchover",
+    mutating: true,
+    trigger: request.trigger,
+    ...(request.reason ? { reason: request.reason } : {}),
+    params: { from: active, to, requested_target: request.target ?? null },
+    ctx,
+    steps: [
+      preflightStep(cx, ctx),
+      ensureStoppedStep(cx, ctx),
+      stopFromStep(cx, ctx),
+      finalSyncStep(cx, ctx),
+      readNvramStep(cx, ctx),
+      ...writeNvramSteps(cx, ctx),
+      installStep(cx, ctx),
+      ...startStep(cx, ctx),
+      persistStep(cx, ctx),
+      ...others.map((id) => restageStep(cx, ctx, id)),
+    ],
+    rollback: (_failed, c) => (c.committed ? [] : rollbackSteps(cx, c, true)),
+    result: resultOf,
+  };
+}
+
+/**
+ * Unplanned failover: the active is dead or unreachable. Fence it first, then bring the target up
+ * from the freshest coordinator state the controller holds, never with a lower frame counter than
+ * the network has used (see docs/failover.md for the choice and its trade-offs).
+ */
+export function failoverPlan(
+  cx: ClusterContext,
+  monitor: Monitor,
+  request: TakeoverRequest,
+): OperationPlan<TakeoverContext> {
+  const active = cx.state.get().active;
+  const to = chooseTarget(cx, monitor, active, request.target);
+  const ctx: TakeoverContext = {
+    kind: "failover",
+    from: active,
+    to,
+    expected: expectedFromBridge(cx),
+    committed: false,
+    stoppedFrom: false,
+    outage: { offlineAt: Date.now() },
+    notes: [],
+  };
+  const steps: Step<TakeoverContext>[] = [];
+  if (active) steps.push(fenceStep(cx, ctx));
+  steps.push(
+    preflightStep(cx, ctx),
+    ensureStoppedStep(cx, ctx),
+    restoreCoordinatorStep(cx, ctx),
+    verifyRestoreStep(cx, ctx),
+    installStep(cx, ctx),
+    ...startStep(cx, ctx),
+    persistStep(cx, ctx),
+    ...[...cx.nodes.keys()].filter((id) => id !== to && id !== active).map((id) => restageStep(cx, ctx, id)),
+  );
+  return {
+    kind: "failover",
+    mutating: true,
+    trigger: request.trigger,
+    ...(request.reason ? { reason: request.reason } : {}),
+    params: { from: active, to, requested_target: request.target ?? null },
+    ctx,
+    steps,
+    // The old active can only be restarted if it was reachable and stopped by us over SSH.
+    rollback: (_failed, c) => (c.committed ? [] : rollbackSteps(cx, c, c.fence?.how === "ssh" && c.fence.ok)),
+    result: resultOf,
+  };
+}
+
+function fenceStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  const from = ctx.from as string;
+  return {
+    name: `fence ${from}`,
+    timeoutMs: 90_000,
+    run: async () => {
+      const node = nodeOf(cx, from);
+      try {
+        const state = await withTimeout(node.serviceState(), 8_000);
+        if (state === "running") await withTimeout(node.stopService(), 30_000);
+        const after = await withTimeout(node.serviceState(), 8_000);
+        if (after === "stopped") {
+          ctx.fence = { how: "ssh", ok: true, detail: `zigbee2mqtt on ${from} stopped over SSH` };
+          ctx.stoppedFrom = true;
+        }
+      } catch (error) {
+        ctx.notes.push(`could not stop ${from} over SSH: ${(error as Error).message}`);
+      }
+      if (!ctx.fence) {
+        const command = cx.config.failover.fence_command;
+        if (command) {
+          const result = await runFenceCommand(command, from, 60_000);
+          ctx.fence = {
+            how: "command",
+            ok: result.code === 0,
+            detail: `fence command exited ${result.code}${result.output ? `: ${result.output.trim().slice(-300)}` : ""}`,
+          };
+        } else {
+          ctx.fence = {
+            how: "none",
+            ok: false,
+            detail: `${from} is unreachable and no failover.fence_command is configured; it stays marked fenced and its zigbee2mqtt is stopped as soon as it is seen again`,
+          };
+        }
+      }
+      cx.state.update((s) => {
+        s.fenced[from] = {
+          at: new Date().toISOString(),
+          reason: `failover to ${ctx.to}: ${ctx.fence?.detail}`,
+        };
+      });
+      if (!ctx.fence.ok) cx.alerts.raise("fence_failed", "warning", ctx.fence.detail, from);
+      return ctx.fence.detail;
+    },
+  };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Brings the target's dongle to the freshest coordinator state the controller holds, with the
+ * network frame counter raised above anything the old coordinator can have used:
+ * target = max(counter in the last NVRAM snapshot, counter in the newest coordinator_backup.json)
+ *          + failover.frame_counter_increment.
+ * When the backup is at least as new as the NVRAM snapshot, zigpy-znp's network_restore writes it
+ * (with -c so the counter lands on the target); otherwise the NVRAM snapshot is written with its
+ * counters raised.
+ */
+function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  return {
+    name: `restore coordinator on ${ctx.to}`,
+    timeoutMs: 900_000,
+    run: async ({ signal }) => {
+      const node = nodeOf(cx, ctx.to);
+      const increment = cx.config.failover.frame_counter_increment;
+      const staged = await stagingOf(cx, ctx.to).read();
+      const latest = cx.snapshots.latestData();
+      const backupFile = (staged?.snapshot_id && cx.snapshots.getData(staged.snapshot_id)) || latest;
+      const backupEntry = backupFile?.files.find((f) => f.path === "coordinator_backup.json");
+      const backup = backupEntry
+        ? parseBackup(cx.snapshots.readObject(backupEntry.sha256).toString("utf8"))
+        : undefined;
+      const lastNvram = cx.state.get().last_nvram_snapshot;
+      const nvram = lastNvram ? cx.snapshots.getNvram(lastNvram.id) : cx.snapshots.latestNvram();
+      if (!backup && !nvram) {
+        throw new StepFailure(
+          "the controller holds neither an NVRAM snapshot nor a coordinator_backup.json: nothing to restore from",
+        );
+      }
+      const nvramNet = nvram ? networkOf(nvram.dump) : undefined;
+      const backupNet = backup ? networkOfBackup(backup) : undefined;
+      const highest = Math.max(nvramNet?.frame_counter ?? 0, backupNet?.frame_counter ?? 0);
+      const target = highest + increment;
+      const backupTime = backup
+        ? (backupDate(backup)?.getTime() ?? Date.parse(backupFile?.created_at ?? ""))
+        : Number.NaN;
+      const nvramTime = nvram ? Date.parse(nvram.created_at) : Number.NaN;
+      const useBackup = !!backup && (!nvram || !(nvramTime > backupTime));
+      const identity = useBackup
+        ? (backupNet as NonNullable<typeof backupNet>)
+        : (nvramNet as NetworkIdentity);
+      ctx.expected = {
+        ieee: identity.ieee,
+        pan_id: identity.pan_id,
+        extended_pan_id: identity.extended_pan_id,
+        channel: identity.channel,
+      };
+      await withRetries(
+        cx,
+        `nvram_reset on ${ctx.to}`,
+        TOOL_ATTEMPTS,
+        signal,
+        () => node.nvramReset(),
+        ctx.notes,
+      );
+      if (useBackup && backup && backupNet) {
+        const bump = target - backupNet.frame_counter;
+        ctx.method = `network_restore of coordinator_backup.json (${backupFile?.id}) with -c ${bump}`;
+        const text = JSON.stringify(toZigpyBackup(backup), null, 2);
+        await withRetries(
+          cx,
+          `network_restore on ${ctx.to}`,
+          TOOL_ATTEMPTS,
+          signal,
+          () => node.networkRestore(text, bump),
+          ctx.notes,
+        );
+      } else if (nvram) {
+        ctx.method = `nvram_write of ${nvram.id} with frame counters raised to ${target}`;
+        const raised = raiseFrameCounter(nvram.dump, target);
+        ctx.dump = raised;
+        const text = JSON.stringify(raised, null, 4);
+        await withRetries(
+          cx,
+          `nvram_write on ${ctx.to}`,
+          TOOL_ATTEMPTS,
+          signal,
+          () => node.nvramWrite(text),
+          ctx.notes,
+        );
+      }
+      ctx.frameCounter = { before: highest, restored: target };
+      return `${ctx.method}: frame counter ${highest} → ${target}`;
+    },
+  };
+}
+
+function verifyRestoreStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  return {
+    name: `verify coordinator on ${ctx.to}`,
+    timeoutMs: 600_000,
+    run: async ({ signal }) => {
+      const node = nodeOf(cx, ctx.to);
+      const text = await withRetries(
+        cx,
+        `nvram_read on ${ctx.to}`,
+        TOOL_ATTEMPTS,
+        signal,
+        () => node.nvramRead(),
+        ctx.notes,
+      );
+      const dump = parseNvram(text, { requireNetwork: true });
+      const network = checkIdentity(dump, ctx.expected, `${ctx.to}'s dongle after the restore`);
+      const wanted = ctx.frameCounter?.restored ?? 0;
+      if (network.frame_counter < wanted) {
+        throw new StepFailure(
+          `frame counter on ${ctx.to} is ${network.frame_counter}, expected at least ${wanted}`,
+        );
+      }
+      return `IEEE ${network.ieee}, PAN ${network.pan_id}, channel ${network.channel}, frame counter ${network.frame_counter}`;
+    },
+  };
+}

@@ -1,0 +1,261 @@
+import type { BridgeResponse } from "../z2m/watcher.js";
+import type { ClusterContext } from "./context.js";
+import type { Monitor } from "./monitor.js";
+import { readyStandbys } from "./operations/takeover.js";
+
+/** What the policy can make the cluster do; the facade implements it with real operations. */
+export interface PolicyActions {
+  restart(node: string, trigger: string, reason: string): void;
+  failover(target: string, trigger: string, reason: string): void;
+  stopStray(node: string, why: string): void;
+}
+
+interface Incident {
+  node: string;
+  /** First sign of trouble: bridge offline or the first failed probe. */
+  since: number;
+  restarts: number;
+  /** Decisions not to act already recorded for this incident (so each is recorded once). */
+  recorded: Set<string>;
+  evidence: string[];
+}
+
+const HOUR = 3_600_000;
+const TICK_MS = 500;
+const HEALTH_CHECK_TIMEOUT_MS = 2_500;
+
+/**
+ * Automatic failover. The active is declared down only when zigbee2mqtt is offline on MQTT (its
+ * bridge/state, or no answer to a health check when the host went silent) AND the node's probes
+ * agree (service not running, or node unreachable), continuously for `failover.grace`. It then
+ * restarts zigbee2mqtt in place up to `restart_attempts` times, and only then fails over to the
+ * best ready standby, never more often than `cooldown` and `max_per_hour` allow. Every decision,
+ * including not acting, goes into the operation history with its evidence.
+ */
+export class FailoverPolicy {
+  #incident: Incident | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #failovers: number[] = [];
+  #health: { at: number; alive: boolean; pending?: Promise<BridgeResponse> } | undefined;
+  #evaluating = false;
+
+  constructor(
+    private readonly cx: ClusterContext,
+    private readonly monitor: Monitor,
+    private readonly actions: PolicyActions,
+  ) {}
+
+  start(): void {
+    this.#timer = setInterval(() => void this.evaluate(), TICK_MS);
+    this.#timer.unref();
+    this.cx.watcher.on("state", this.#onBridge);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.cx.watcher.off("state", this.#onBridge);
+  }
+
+  readonly #onBridge = () => void this.evaluate();
+
+  get incident(): Readonly<Incident> | undefined {
+    return this.#incident;
+  }
+
+  /** Is zigbee2mqtt alive on MQTT? Cached briefly; a health_check asks when bridge/state may be stale. */
+  async #mqttAlive(askIfOnline: boolean): Promise<boolean | undefined> {
+    const bridge = this.cx.watcher.status();
+    if (!bridge.broker_connected) return undefined;
+    if (bridge.state === "offline") return false;
+    if (!askIfOnline) return true;
+    const now = Date.now();
+    if (this.#health && now - this.#health.at < 2_000) return this.#health.alive;
+    const response = await this.cx.watcher.request("health_check", {}, HEALTH_CHECK_TIMEOUT_MS);
+    this.#health = { at: Date.now(), alive: response.status === "ok" };
+    return this.#health.alive;
+  }
+
+  async evaluate(): Promise<void> {
+    if (this.#evaluating) return;
+    this.#evaluating = true;
+    try {
+      await this.#evaluate();
+    } catch (error) {
+      this.cx.logger.error({ err: error }, "failover policy evaluation failed");
+    } finally {
+      this.#evaluating = false;
+    }
+  }
+
+  async #evaluate(): Promise<void> {
+    const running = this.cx.runner.running;
+    if (running) return;
+    const state = this.cx.state.get();
+    this.#guardSplitBrain(state.active);
+    const active = state.active;
+    if (!active) return;
+    const status = this.monitor.status(active);
+    if (!status) return;
+    const failures = this.monitor.failures(active);
+    const unreachable = status.health === "unreachable";
+    const serviceDown = status.zigbee2mqtt_running === false;
+    const probesSayDown = unreachable || serviceDown;
+    const mqtt = await this.#mqttAlive(probesSayDown);
+    const bridge = this.cx.watcher.status();
+
+    if (mqtt === undefined) {
+      this.cx.alerts.raise(
+        "broker_unreachable",
+        "warning",
+        "the controller cannot see the MQTT broker: it cannot see the bridge",
+      );
+    } else {
+      this.cx.alerts.clear("broker_unreachable");
+    }
+    const down = mqtt === false && probesSayDown;
+    if (!down) {
+      if (this.#incident) {
+        this.cx.runner.record(
+          "decision",
+          "policy",
+          "succeeded",
+          { node: this.#incident.node },
+          {
+            decision: "recovered",
+            detail: `${this.#incident.node} is healthy again after ${Math.round((Date.now() - this.#incident.since) / 1000)}s`,
+          },
+        );
+        this.cx.alerts.clear("active_down", this.#incident.node);
+        this.#incident = undefined;
+      }
+      return;
+    }
+
+    const evidence = [
+      bridge.state === "offline"
+        ? `bridge/state offline since ${bridge.changed_at}`
+        : "no answer to bridge/request/health_check",
+      unreachable
+        ? `${failures.count} probes in a row unanswered`
+        : `service status says zigbee2mqtt is not running (${status.reason})`,
+    ];
+    const firstSign = Math.min(
+      failures.since ?? Number.POSITIVE_INFINITY,
+      bridge.state === "offline" && bridge.changed_at
+        ? Date.parse(bridge.changed_at)
+        : Number.POSITIVE_INFINITY,
+      Date.now(),
+    );
+    if (!this.#incident || this.#incident.node !== active) {
+      this.#incident = { node: active, since: firstSign, restarts: 0, recorded: new Set(), evidence };
+      this.cx.alerts.raise("active_down", "critical", `${active} looks down: ${evidence.join("; ")}`, active);
+    }
+    const incident = this.#incident;
+    incident.evidence = evidence;
+    const elapsed = Date.now() - incident.since;
+    const grace = this.cx.config.failover.grace;
+    if (elapsed < grace) return;
+
+    const once = (key: string, decision: string, detail: string) => {
+      if (incident.recorded.has(key)) return;
+      incident.recorded.add(key);
+      this.cx.logger.warn({ node: active, decision, detail }, "failover policy");
+      this.cx.runner.record(
+        "decision",
+        "policy",
+        "succeeded",
+        { node: active, evidence },
+        { decision, detail, down_for_ms: elapsed },
+      );
+    };
+
+    if (state.automation.maintenance)
+      return once("maintenance", "not acting", "maintenance mode pauses all automation");
+    if (!state.automation.automatic_failover)
+      return once("manual", "not acting", "automatic failover is switched off");
+
+    const reachable = !unreachable;
+    if (reachable && incident.restarts < this.cx.config.failover.restart_attempts) {
+      incident.restarts++;
+      const detail = `restart ${incident.restarts} of ${this.cx.config.failover.restart_attempts} in place on ${active}`;
+      this.#recordAction(active, "restart in place", detail, evidence, incident.since);
+      this.actions.restart(active, "policy", `${evidence.join("; ")}`);
+      // The restart gets its own grace: the clock starts again when it has finished.
+      incident.since = Date.now();
+      return;
+    }
+
+    const now = Date.now();
+    this.#failovers = this.#failovers.filter((t) => now - t < HOUR);
+    const last = this.#failovers.at(-1);
+    if (last !== undefined && now - last < this.cx.config.failover.cooldown) {
+      return once(
+        "cooldown",
+        "not acting",
+        `last automatic failover ${Math.round((now - last) / 1000)}s ago, cooldown is ${this.cx.config.failover.cooldown / 1000}s`,
+      );
+    }
+    if (this.#failovers.length >= this.cx.config.failover.max_per_hour) {
+      return once(
+        "cap",
+        "not acting",
+        `${this.#failovers.length} automatic failovers in the last hour (max_per_hour)`,
+      );
+    }
+    const ready = readyStandbys(this.cx, this.monitor, active);
+    const target = ready[0];
+    if (!target) {
+      const why = [...this.cx.nodes.keys()]
+        .filter((id) => id !== active)
+        .map((id) => `${id}: ${this.monitor.readiness(id).reasons.join(", ")}`)
+        .join("; ");
+      this.cx.alerts.raise(
+        "no_standby_ready",
+        "critical",
+        `${active} is down and no standby is ready: ${why}`,
+      );
+      return once("no-standby", "not acting", `no standby is ready (${why})`);
+    }
+    this.#failovers.push(now);
+    this.#recordAction(active, "failover", `fail over from ${active} to ${target}`, evidence, incident.since);
+    this.actions.failover(target, "policy", `${active} down: ${evidence.join("; ")}`);
+    this.#incident = undefined;
+  }
+
+  #recordAction(node: string, decision: string, detail: string, evidence: string[], since: number): void {
+    const detectionToActionMs = Date.now() - since;
+    this.cx.metrics.detectionSeconds.observe({ cause: decision }, detectionToActionMs / 1000);
+    this.cx.runner.record(
+      "decision",
+      "policy",
+      "succeeded",
+      { node, evidence },
+      {
+        decision,
+        detail,
+        first_sign_at: new Date(since).toISOString(),
+        detection_to_action_ms: detectionToActionMs,
+      },
+    );
+  }
+
+  /**
+   * Split-brain guard: zigbee2mqtt must never run on a node that is not the active one. Seen on a
+   * standby (its service, or bridge/info naming it), it is stopped at once and an alert raised.
+   */
+  #guardSplitBrain(active: string | null): void {
+    if (!active) return;
+    const bridge = this.cx.watcher.status();
+    for (const status of this.monitor.statuses()) {
+      if (status.id === active) continue;
+      const publishing = bridge.state === "online" && bridge.publishing_node === status.id;
+      if (status.zigbee2mqtt_running === true || publishing) {
+        const why = publishing
+          ? `bridge/info is published by ${status.id} (frontend host ${bridge.frontend_host}) while ${active} is active`
+          : `zigbee2mqtt runs on ${status.id} while ${active} is active`;
+        this.cx.alerts.raise("split_brain", "critical", why, status.id);
+        this.actions.stopStray(status.id, why);
+      }
+    }
+  }
+}

@@ -1,0 +1,109 @@
+import { Cron } from "croner";
+import type { ClusterContext } from "./context.js";
+import type { Monitor } from "./monitor.js";
+import { readyStandbys } from "./operations/takeover.js";
+
+export interface SchedulerActions {
+  sync(trigger: string, reason: string): void;
+  switchover(target: string, trigger: string, reason: string): void;
+}
+
+const RETRY_BUSY_MS = 5_000;
+
+/**
+ * Time-driven automation: a sync every `sync.interval`, a debounced sync soon after zigbee2mqtt
+ * reports a change (device joined, renamed, removed), and the optional scheduled switchover that
+ * keeps every dongle's copy of the network exercised. All of it pauses in maintenance mode.
+ */
+export class Scheduler {
+  #interval: NodeJS.Timeout | undefined;
+  #debounce: NodeJS.Timeout | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #cron: Cron | undefined;
+  #pendingReason: string | undefined;
+
+  constructor(
+    private readonly cx: ClusterContext,
+    private readonly monitor: Monitor,
+    private readonly actions: SchedulerActions,
+  ) {}
+
+  start(initialDelayMs = 15_000): void {
+    const { sync, schedule } = this.cx.config;
+    this.#interval = setInterval(() => this.#requestSync("scheduled sync"), sync.interval);
+    this.#interval.unref();
+    const first = setTimeout(() => this.#requestSync("first sync after start-up"), initialDelayMs);
+    first.unref();
+    this.#retry = first;
+    this.cx.watcher.on("data-changed", this.#onDataChanged);
+    if (schedule.switchover) {
+      this.#cron = new Cron(schedule.switchover, { protect: true, unref: true }, () =>
+        this.#scheduledSwitchover(),
+      );
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#interval);
+    clearTimeout(this.#debounce);
+    clearTimeout(this.#retry);
+    this.#cron?.stop();
+    this.cx.watcher.off("data-changed", this.#onDataChanged);
+  }
+
+  nextSwitchover(): Date | null {
+    return this.#cron?.nextRun() ?? null;
+  }
+
+  readonly #onDataChanged = ({ topic }: { topic: string }) => {
+    clearTimeout(this.#debounce);
+    this.#debounce = setTimeout(
+      () => this.#requestSync(`zigbee2mqtt reported a change (${topic})`),
+      this.cx.config.sync.debounce,
+    );
+    this.#debounce.unref();
+  };
+
+  #paused(): string | undefined {
+    const state = this.cx.state.get();
+    if (state.automation.maintenance) return "maintenance mode";
+    if (!state.active) return "no active node";
+    return undefined;
+  }
+
+  #requestSync(reason: string): void {
+    if (this.#paused()) return;
+    if (this.cx.runner.running) {
+      // Busy with another operation: try again shortly rather than skip a change.
+      this.#pendingReason = reason;
+      clearTimeout(this.#retry);
+      this.#retry = setTimeout(() => this.#requestSync(this.#pendingReason ?? reason), RETRY_BUSY_MS);
+      this.#retry.unref();
+      return;
+    }
+    this.#pendingReason = undefined;
+    this.actions.sync("schedule", reason);
+  }
+
+  #scheduledSwitchover(): void {
+    const paused = this.#paused();
+    const active = this.cx.state.get().active;
+    const record = (detail: string) =>
+      this.cx.runner.record(
+        "decision",
+        "schedule",
+        "succeeded",
+        { schedule: this.cx.config.schedule.switchover },
+        {
+          decision: "scheduled switchover skipped",
+          detail,
+        },
+      );
+    if (paused) return void record(paused);
+    if (this.cx.runner.running)
+      return void record(`another operation is running (${this.cx.runner.running.id})`);
+    const target = readyStandbys(this.cx, this.monitor, active)[0];
+    if (!target) return void record("no standby is ready");
+    this.actions.switchover(target, "schedule", "scheduled switchover");
+  }
+}

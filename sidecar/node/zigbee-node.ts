@@ -1,0 +1,214 @@
+import { posix } from "node:path";
+import type { Logger } from "pino";
+import type { NodeConfig } from "../config/schema.js";
+import { type ExecOptions, type ExecResult, isNotFound, type SshTransport } from "./ssh.js";
+
+export type ServiceState = "running" | "stopped";
+
+export class NodeCommandError extends Error {
+  constructor(
+    readonly node: string,
+    readonly what: string,
+    readonly result: ExecResult | undefined,
+    message?: string,
+  ) {
+    super(message ?? `${node}: ${what} failed${result ? ` (${describeExit(result)})` : ""}`);
+    this.name = "NodeCommandError";
+  }
+
+  /** The end of the command's output, for the operation record. */
+  get output(): string {
+    if (!this.result) return "";
+    return [this.result.stdout.trim(), this.result.stderr.trim()].filter(Boolean).join("\n").slice(-4000);
+  }
+}
+
+export function describeExit(result: ExecResult): string {
+  if (result.timedOut) return `timed out after ${Math.round(result.durationMs)} ms`;
+  if (result.signal) return `killed by ${result.signal}`;
+  return `exit ${result.code}`;
+}
+
+export type CoordinatorTool =
+  | "nvram_read"
+  | "nvram_write"
+  | "nvram_reset"
+  | "network_backup"
+  | "network_restore";
+
+/**
+ * One zigbee2mqtt node, as the sidecar sees it through SSH: its service, its coordinator tools,
+ * its files. Commands come from the config as argument vectors; nothing here builds a shell line.
+ */
+export class ZigbeeNode {
+  readonly id: string;
+
+  constructor(
+    readonly config: NodeConfig,
+    readonly ssh: SshTransport,
+    private readonly logger: Logger,
+  ) {
+    this.id = config.id;
+  }
+
+  async run(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return this.ssh.exec(argv, options);
+  }
+
+  /** Runs and insists on exit 0. */
+  async must(what: string, argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const result = await this.run(argv, options);
+    if (result.code !== 0) throw new NodeCommandError(this.id, what, result);
+    return result;
+  }
+
+  // ---- the zigbee2mqtt service ------------------------------------------------------------
+
+  /**
+   * Whether zigbee2mqtt runs, by the configured status command: exit 0 means running, 3 (OpenRC
+   * and LSB "stopped", systemd "inactive") and 32 (OpenRC "crashed") mean not running. Anything
+   * else (sudo refusing, command missing) is an error: we do not know.
+   */
+  async serviceState(): Promise<ServiceState> {
+    const result = await this.run(this.config.service.status, { timeoutMs: this.config.service.timeout });
+    if (result.code === 0) return "running";
+    if (result.code === 3 || result.code === 32) return "stopped";
+    throw new NodeCommandError(this.id, "service status", result);
+  }
+
+  async startService(): Promise<void> {
+    await this.must("start zigbee2mqtt", this.config.service.start, {
+      timeoutMs: this.config.service.timeout,
+    });
+  }
+
+  async stopService(): Promise<void> {
+    await this.must("stop zigbee2mqtt", this.config.service.stop, { timeoutMs: this.config.service.timeout });
+  }
+
+  // ---- the coordinator ---------------------------------------------------------------------
+
+  toolArgv(tool: CoordinatorTool | string, args: string[]): string[] {
+    const prefix = [...this.config.coordinator.tools];
+    const module = prefix.pop() as string;
+    return [...prefix, `${module}.${tool}`, ...args];
+  }
+
+  async runTool(tool: CoordinatorTool, args: string[], timeoutMs?: number): Promise<ExecResult> {
+    return this.run(this.toolArgv(tool, args), {
+      timeoutMs: timeoutMs ?? this.config.coordinator.tool_timeout,
+    });
+  }
+
+  async toolsPresent(): Promise<{ ok: boolean; detail: string }> {
+    const result = await this.run(this.toolArgv("nvram_read", ["--help"]), { timeoutMs: 30_000 });
+    if (result.code === 0) return { ok: true, detail: "zigpy-znp tools run" };
+    return {
+      ok: false,
+      detail: `${this.toolArgv("nvram_read", ["--help"]).join(" ")}: ${describeExit(result)} ${tail(result)}`,
+    };
+  }
+
+  async portPresent(): Promise<boolean> {
+    try {
+      const stats = await this.ssh.stat(this.config.coordinator.port);
+      return stats.type === "other";
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  #scratch(name: string): string {
+    return posix.join(this.config.staging_dir, `.z2mha-${name}`);
+  }
+
+  /**
+   * Reads the dongle's NVRAM with zigpy-znp's nvram_read into a scratch file next to the staging
+   * dir and returns its text. The tool creates its output before connecting, so only a zero exit
+   * counts; the content is validated by the caller.
+   */
+  async nvramRead(): Promise<string> {
+    const file = this.#scratch("nvram-read.json");
+    await this.ssh.mkdirp(this.config.staging_dir);
+    await this.#removeQuietly(file);
+    const result = await this.runTool("nvram_read", [this.config.coordinator.port, "-o", file]);
+    if (result.code !== 0) throw new NodeCommandError(this.id, "nvram_read", result);
+    const text = (await this.ssh.readFile(file, { maxBytes: 8 * 1024 * 1024 })).toString("utf8");
+    await this.#removeQuietly(file);
+    return text;
+  }
+
+  async nvramWrite(text: string): Promise<void> {
+    const file = this.#scratch("nvram-write.json");
+    await this.ssh.mkdirp(this.config.staging_dir);
+    await this.ssh.writeFileAtomic(file, text, { mode: 0o600 });
+    try {
+      const result = await this.runTool("nvram_write", [this.config.coordinator.port, "-i", file]);
+      if (result.code !== 0) throw new NodeCommandError(this.id, "nvram_write", result);
+    } finally {
+      await this.#removeQuietly(file);
+    }
+  }
+
+  async nvramReset(): Promise<void> {
+    const result = await this.runTool("nvram_reset", [this.config.coordinator.port]);
+    if (result.code !== 0) throw new NodeCommandError(this.id, "nvram_reset", result);
+  }
+
+  /** zigpy-znp's network_restore from an Open Coordinator Backup, frame counters + `increment`. */
+  async networkRestore(backupText: string, increment: number): Promise<void> {
+    const file = this.#scratch("network-restore.json");
+    await this.ssh.mkdirp(this.config.staging_dir);
+    await this.ssh.writeFileAtomic(file, backupText, { mode: 0o600 });
+    try {
+      const result = await this.runTool("network_restore", [
+        this.config.coordinator.port,
+        "-i",
+        file,
+        "-c",
+        String(increment),
+      ]);
+      if (result.code !== 0) throw new NodeCommandError(this.id, "network_restore", result);
+    } finally {
+      await this.#removeQuietly(file);
+    }
+  }
+
+  async #removeQuietly(path: string): Promise<void> {
+    try {
+      await this.ssh.unlink(path);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+
+  // ---- probes -------------------------------------------------------------------------------
+
+  /**
+   * The node's clock minus ours, in ms, measured around one `date` call (nanoseconds with GNU
+   * date, whole seconds with BusyBox: the result then carries up to a second of uncertainty).
+   */
+  async clockOffsetMs(): Promise<{ offsetMs: number; precisionMs: number }> {
+    const before = Date.now();
+    const result = await this.must("date", ["date", "+%s %N"], { timeoutMs: 10_000 });
+    const after = Date.now();
+    const [seconds, nanos] = result.stdout.trim().split(/\s+/);
+    const secs = Number(seconds);
+    const fine = nanos !== undefined && /^\d{9}$/.test(nanos);
+    const remote = secs * 1000 + (fine ? Number(nanos) / 1e6 : 500);
+    return { offsetMs: Math.round(remote - (before + after) / 2), precisionMs: fine ? after - before : 1000 };
+  }
+
+  async close(): Promise<void> {
+    await this.ssh.close();
+  }
+
+  log(): Logger {
+    return this.logger;
+  }
+}
+
+function tail(result: ExecResult): string {
+  return (result.stderr.trim() || result.stdout.trim()).split("\n").slice(-3).join(" ").slice(0, 500);
+}
