@@ -37,7 +37,8 @@ export class FailoverPolicy {
   #timer: NodeJS.Timeout | undefined;
   #failovers: number[] = [];
   #health: { at: number; alive: boolean; pending?: Promise<BridgeResponse> } | undefined;
-  #evaluating = false;
+  #inflight: Promise<void> | undefined;
+  #again = false;
 
   constructor(
     private readonly cx: ClusterContext,
@@ -45,9 +46,12 @@ export class FailoverPolicy {
     private readonly actions: PolicyActions,
   ) {}
 
-  start(): void {
-    this.#timer = setInterval(() => void this.evaluate(), TICK_MS);
-    this.#timer.unref();
+  /** Evaluates every `intervalMs` and on every bridge/state change (0: only on changes). */
+  start({ intervalMs = TICK_MS }: { intervalMs?: number } = {}): void {
+    if (intervalMs > 0) {
+      this.#timer = setInterval(() => void this.evaluate(), intervalMs);
+      this.#timer.unref();
+    }
     this.cx.watcher.on("state", this.#onBridge);
   }
 
@@ -56,7 +60,13 @@ export class FailoverPolicy {
     this.cx.watcher.off("state", this.#onBridge);
   }
 
-  readonly #onBridge = () => void this.evaluate();
+  /** When bridge/state last went offline (not when anything else about the bridge changed). */
+  #offlineSince: number | undefined;
+
+  readonly #onBridge = ({ state, at }: { state: "online" | "offline"; at: number }) => {
+    this.#offlineSince = state === "offline" ? (this.#offlineSince ?? at) : undefined;
+    void this.evaluate();
+  };
 
   get incident(): Readonly<Incident> | undefined {
     return this.#incident;
@@ -75,16 +85,28 @@ export class FailoverPolicy {
     return this.#health.alive;
   }
 
-  async evaluate(): Promise<void> {
-    if (this.#evaluating) return;
-    this.#evaluating = true;
-    try {
-      await this.#evaluate();
-    } catch (error) {
-      this.cx.logger.error({ err: error }, "failover policy evaluation failed");
-    } finally {
-      this.#evaluating = false;
+  /**
+   * One evaluation at a time; a call during one makes it run once more afterwards, and every
+   * caller's promise settles after that final run.
+   */
+  evaluate(): Promise<void> {
+    if (this.#inflight) {
+      this.#again = true;
+      return this.#inflight;
     }
+    this.#inflight = (async () => {
+      do {
+        this.#again = false;
+        try {
+          await this.#evaluate();
+        } catch (error) {
+          this.cx.logger.error({ err: error }, "failover policy evaluation failed");
+        }
+      } while (this.#again);
+    })().finally(() => {
+      this.#inflight = undefined;
+    });
+    return this.#inflight;
   }
 
   async #evaluate(): Promise<void> {
@@ -131,9 +153,10 @@ export class FailoverPolicy {
       return;
     }
 
+    if (bridge.state === "offline") this.#offlineSince ??= Date.now();
     const evidence = [
       bridge.state === "offline"
-        ? `bridge/state offline since ${bridge.changed_at}`
+        ? `bridge/state offline since ${new Date(this.#offlineSince ?? Date.now()).toISOString()}`
         : "no answer to bridge/request/health_check",
       unreachable
         ? `${failures.count} probes in a row unanswered`
@@ -141,9 +164,7 @@ export class FailoverPolicy {
     ];
     const firstSign = Math.min(
       failures.since ?? Number.POSITIVE_INFINITY,
-      bridge.state === "offline" && bridge.changed_at
-        ? Date.parse(bridge.changed_at)
-        : Number.POSITIVE_INFINITY,
+      bridge.state === "offline" ? (this.#offlineSince ?? Date.now()) : Number.POSITIVE_INFINITY,
       Date.now(),
     );
     if (!this.#incident || this.#incident.node !== active) {
