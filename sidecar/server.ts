@@ -68,7 +68,7 @@ export async function startSidecar(config: Config, options: SidecarOptions = {})
     );
   }
 
-  const state = new StateStore(config.state_dir);
+  const state = new StateStore(config.state_dir, { automatic_failover: config.failover.automatic });
   const instanceId = loadOrCreateInstanceId(config.state_dir);
   const token = config.server.token
     ? config.server.token.reveal()

@@ -21,11 +21,17 @@ export class StateStore {
   readonly path: string;
   #state: ClusterState;
 
-  constructor(readonly dir: string) {
+  /** `initial` applies only when there is no state file yet (first start). */
+  constructor(
+    readonly dir: string,
+    initial: Partial<ClusterState["automation"]> = {},
+  ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.path = join(dir, "state.json");
     const loaded = readJsonIfExists<ClusterState>(this.path);
-    this.#state = loaded ? { ...initialState(), ...loaded } : initialState();
+    const fresh = initialState();
+    fresh.automation = { ...fresh.automation, ...initial };
+    this.#state = loaded ? { ...initialState(), ...loaded } : fresh;
   }
 
   get(): ClusterState {
