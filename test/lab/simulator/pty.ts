@@ -40,11 +40,26 @@ export class PtySupervisor {
     return this.options.linkPath;
   }
 
+  /** Resolves once the link exists, so "started" means a program can open the port right away. */
   async start(): Promise<void> {
     if (this.running) return;
     await this.internal.start();
     this.running = true;
     this.spawnSocat();
+    await this.waitForLink(5000);
+  }
+
+  private async waitForLink(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      try {
+        if (readlinkSync(this.options.linkPath).startsWith("/dev/pts/")) return;
+      } catch {
+        // not there yet
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`socat did not create ${this.options.linkPath} within ${timeoutMs} ms`);
   }
 
   /** Remove the serial device (unplug): socat is stopped, the link disappears, an open port dies. */

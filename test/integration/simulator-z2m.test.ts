@@ -1,0 +1,303 @@
+/**
+ * The real zigbee2mqtt 2.14.1 (zigbee-herdsman 10.9.2) against simulated dongles on a pty, with a
+ * private Mosquitto on loopback: every start-up path herdsman has (form, resume, restore, refuse),
+ * backup and stop, the frame counter, a pulled stick, and an NVRAM copy to a second dongle.
+ */
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type MosquittoBroker, startMosquitto } from "../helpers/mosquitto.js";
+import {
+  MqttWatcher,
+  writeZ2mConfiguration,
+  type Z2mNetwork,
+  Z2mProcess,
+  z2mInstallDir,
+  z2mInstalled,
+  z2mSettings,
+} from "../helpers/z2m.js";
+import { runZnpTool, znpToolsInstalled } from "../helpers/znp-tools.js";
+import { SimulatorProcess } from "../lab/simulator/process.js";
+
+const NETWORK: Z2mNetwork = {
+  panId: 6754,
+  extPanId: [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88],
+  channel: 15,
+  networkKey: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+};
+const EPID = "1122334455667788";
+const FPS = 20;
+
+let dir: string;
+let broker: MosquittoBroker;
+let mqtt: MqttWatcher;
+const sims: SimulatorProcess[] = [];
+const running = new Set<Z2mProcess>();
+const timings: Record<string, number> = {};
+
+async function startSim(name: string, ieee: string): Promise<SimulatorProcess> {
+  const sim = await SimulatorProcess.start({ dir, name, ieee, pty: true, framesPerSecond: FPS });
+  sims.push(sim);
+  return sim;
+}
+
+function dataDir(name: string, serialPort: string, network: Z2mNetwork = NETWORK): string {
+  const path = join(dir, name);
+  mkdirSync(path, { recursive: true });
+  writeZ2mConfiguration(path, z2mSettings({ mqttUrl: broker.url, serialPort, network }));
+  return path;
+}
+
+function startZ2m(data: string, label: string): Z2mProcess {
+  const z2m = Z2mProcess.start({ dataDir: data, logPath: join(dir, `${label}.z2m.log`) });
+  running.add(z2m);
+  return z2m;
+}
+
+/** Start zigbee2mqtt and wait until it is online; returns it running. */
+async function z2mOnline(data: string, label: string, expectResult: string): Promise<Z2mProcess> {
+  const since = Date.now();
+  const z2m = startZ2m(data, label);
+  await z2m.waitForOutput(`zigbee-herdsman started (${expectResult})`, 90_000);
+  await mqtt.waitForBridgeState("online", { since, timeoutMs: 30_000 });
+  timings[label] = Date.now() - since;
+  return z2m;
+}
+
+async function stopZ2m(z2m: Z2mProcess, label: string): Promise<void> {
+  const since = Date.now();
+  const exit = await z2m.stop();
+  running.delete(z2m);
+  timings[`${label} stop`] = exit.durationMs;
+  expect(exit.code).toBe(0);
+  await mqtt.waitForBridgeState("offline", { since, timeoutMs: 10_000 });
+}
+
+interface BridgeInfo {
+  coordinator: { ieee_address: string };
+  network: { pan_id: number; channel: number };
+}
+
+interface CoordinatorBackup {
+  coordinator_ieee: string;
+  extended_pan_id: string;
+  network_key: { frame_counter: number };
+}
+
+function bridgeInfo(since: number): Promise<BridgeInfo> {
+  return mqtt
+    .waitFor("zigbee2mqtt/bridge/info", () => true, { since, timeoutMs: 30_000 })
+    .then((m) => JSON.parse(m.payload));
+}
+
+function readBackup(data: string): CoordinatorBackup {
+  return JSON.parse(readFileSync(join(data, "coordinator_backup.json"), "utf8"));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  if (!z2mInstalled())
+    throw new Error(`zigbee2mqtt is not installed in ${z2mInstallDir()}: run scripts/setup.sh z2m`);
+  if (!znpToolsInstalled()) throw new Error("zigpy-znp is not installed: run scripts/setup.sh znp");
+  dir = mkdtempSync(join(tmpdir(), "sim-z2m-"));
+  broker = await startMosquitto();
+  mqtt = await MqttWatcher.connect(broker.url, ["zigbee2mqtt/#"]);
+});
+
+afterAll(async () => {
+  for (const z2m of running) await z2m.kill();
+  await mqtt?.close();
+  for (const sim of sims) await sim.stop();
+  await broker?.stop();
+  // KEEP_TEST_DIRS=1 keeps the simulators' state, logs and frame traces for a post-mortem.
+  if (process.env.KEEP_TEST_DIRS) console.info(`kept ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
+  console.info(
+    "zigbee2mqtt timings (ms, process start to bridge online / SIGINT to exit):",
+    JSON.stringify(timings),
+  );
+});
+
+describe("zigbee2mqtt 2.14.1 against a simulated dongle", () => {
+  let simA: SimulatorProcess;
+  let dataA: string;
+
+  it("forms a network on a blank dongle, goes online with the dongle's IEEE, backs up and stops cleanly", async () => {
+    simA = await startSim("a", "00124b00000000a1");
+    dataA = dataDir("data-a", simA.ptyPath!);
+    const since = Date.now();
+    const z2m = await z2mOnline(dataA, "form", "reset");
+    expect(z2m.output).toContain("(stage-1) adapter is not configured / not commissioned");
+    expect(z2m.output).toContain("determined startup strategy: startCommissioning");
+    expect(z2m.output).toContain(`"type":"ZStack3x0"`);
+
+    const info = await bridgeInfo(since);
+    expect(info.coordinator.ieee_address).toBe("0x00124b00000000a1");
+    expect(info.network).toMatchObject({ pan_id: 6754, channel: 15 });
+    expect(readBackup(dataA)).toMatchObject({ coordinator_ieee: "00124b00000000a1", extended_pan_id: EPID });
+
+    const status = await simA.status();
+    expect(status).toMatchObject({
+      state: "started",
+      pan_id: 6754,
+      extended_pan_id: EPID,
+      channel: 15,
+      configured: true,
+      host_connected: true,
+    });
+
+    // the counter moves while zigbee2mqtt runs (background traffic at FPS frames per second)
+    const before = (await simA.status()).nwk_frame_counter;
+    await sleep(1500);
+    const during = (await simA.status()).nwk_frame_counter;
+    expect(during).toBeGreaterThan(before);
+
+    const backupStarted = Date.now();
+    const response = await mqtt.bridgeRequest("backup", {}, { timeoutMs: 30_000 });
+    timings["bridge/request/backup"] = Date.now() - backupStarted;
+    expect(response.status).toBe("ok");
+    expect(typeof (response.data as { zip?: unknown }).zip).toBe("string");
+    expect(readBackup(dataA).network_key.frame_counter).toBeGreaterThanOrEqual(before);
+
+    await stopZ2m(z2m, "form");
+    expect(z2m.output).toContain("Stopped zigbee-herdsman");
+    // ... and stands still once it stopped: the chip stays started but no host talks to it
+    const stopped = await simA.status();
+    expect(stopped).toMatchObject({ state: "started", host_connected: false });
+    await sleep(1200);
+    expect((await simA.status()).nwk_frame_counter).toBe(stopped.nwk_frame_counter);
+    expect(stopped.max_nwk_frame_counter).toBe(stopped.nwk_frame_counter);
+    expect(readBackup(dataA).network_key.frame_counter).toBeLessThanOrEqual(stopped.nwk_frame_counter);
+
+    // herdsman never sent a command the simulator does not implement
+    expect((await simA.client.stats()).unknown_commands).toEqual([]);
+  }, 120_000);
+
+  it("resumes on restart, with the chip still running and after a power cycle", async () => {
+    const z2m = await z2mOnline(dataA, "resume (chip running)", "resumed");
+    expect(z2m.output).toContain("adapter is already running in coordinator mode");
+    expect(z2m.output).not.toContain("registering endpoint");
+    await stopZ2m(z2m, "resume (chip running)");
+
+    const counter = (await simA.status()).nwk_frame_counter;
+    expect(await simA.client.powerCycle()).toMatchObject({ state: "hold", nwk_frame_counter: counter });
+    const again = await z2mOnline(dataA, "resume (after power cycle)", "resumed");
+    expect(again.output).toContain("adapter successfully started in coordinator mode");
+    expect(again.output).toContain("registering endpoint '1'");
+    expect(await simA.status()).toMatchObject({ state: "started", pan_id: 6754, extended_pan_id: EPID });
+    await stopZ2m(again, "resume (after power cycle)");
+  }, 120_000);
+
+  it("cannot start with the stick pulled, and resumes once it is back", async () => {
+    await simA.client.unplug();
+    expect(existsSync(simA.ptyPath!)).toBe(false);
+    const since = Date.now();
+    const z2m = startZ2m(dataA, "unplugged");
+    const exit = await z2m.waitForExit(60_000);
+    running.delete(z2m);
+    expect(exit.code).not.toBe(0);
+    expect(z2m.output).toContain("Failed to start zigbee-herdsman");
+    expect(
+      mqtt.messages.some(
+        (m) => m.at >= since && m.topic === "zigbee2mqtt/bridge/state" && m.payload.includes('"online"'),
+      ),
+    ).toBe(false);
+
+    await simA.client.replug();
+    const back = await z2mOnline(dataA, "resume (after replug)", "resumed");
+    await back.waitForOutput("Zigbee2MQTT started!", 30_000);
+
+    // pulling the stick under a running zigbee2mqtt: the port dies and zigbee2mqtt stops
+    await simA.client.unplug();
+    const gone = await back.waitForExit(60_000);
+    running.delete(back);
+    expect(gone.code).not.toBe(0);
+    expect(back.output).toContain("Adapter disconnected, stopping");
+    await simA.client.replug();
+  }, 180_000);
+
+  it("resumes the same network on a second dongle after an NVRAM copy (switchover in miniature)", async () => {
+    const dump = join(dir, "a-nvram.json");
+    expect((await runZnpTool("nvram_read", simA.ptyPath!, ["-o", dump])).code).toBe(0);
+    const counterA = (await simA.status()).max_nwk_frame_counter;
+
+    const simB = await startSim("b", "00124b00000000b2");
+    expect((await runZnpTool("nvram_reset", simB.ptyPath!)).code).toBe(0);
+    expect((await runZnpTool("nvram_write", simB.ptyPath!, ["-i", dump])).code).toBe(0);
+    expect(await simB.status()).toMatchObject({ ieee: "00124b00000000a1", configured: true, state: "hold" });
+
+    // same data dir, only the serial port differs per node
+    const dataB = join(dir, "data-b");
+    mkdirSync(dataB);
+    for (const file of ["coordinator_backup.json", "database.db"])
+      copyFileSync(join(dataA, file), join(dataB, file));
+    writeZ2mConfiguration(
+      dataB,
+      z2mSettings({ mqttUrl: broker.url, serialPort: simB.ptyPath!, network: NETWORK }),
+    );
+    const since = Date.now();
+    const z2m = await z2mOnline(dataB, "resume on copied dongle", "resumed");
+    const info = await bridgeInfo(since);
+    expect(info.coordinator.ieee_address).toBe("0x00124b00000000a1");
+    expect(info.network).toMatchObject({ pan_id: 6754, channel: 15 });
+    const status = await simB.status();
+    expect(status).toMatchObject({ state: "started", pan_id: 6754, extended_pan_id: EPID, channel: 15 });
+    // a copy taken after a clean stop carries the exact counter: B goes on from A's value
+    expect(status.nwk_frame_counter).toBeGreaterThanOrEqual(counterA);
+    await stopZ2m(z2m, "resume on copied dongle");
+  }, 120_000);
+
+  let simC: SimulatorProcess;
+  let dataC: string;
+
+  it("restores a backup matching its configuration onto a blank dongle: IEEE taken over, counter +2500", async () => {
+    simC = await startSim("c", "00124b00000000c3");
+    dataC = dataDir("data-c", simC.ptyPath!);
+    copyFileSync(join(dataA, "coordinator_backup.json"), join(dataC, "coordinator_backup.json"));
+    const backup = readBackup(dataC);
+    const z2m = await z2mOnline(dataC, "restore", "restored");
+    expect(z2m.output).toContain("(stage-2) configuration matches backup");
+    expect(z2m.output).toContain("determined startup strategy: restoreBackup");
+    const status = await simC.status();
+    expect(status).toMatchObject({
+      ieee: "00124b00000000a1",
+      hardware_ieee: "00124b00000000c3",
+      state: "started",
+      pan_id: 6754,
+      extended_pan_id: EPID,
+      channel: 15,
+      configured: true,
+    });
+    expect(status.nwk_frame_counter).toBeGreaterThanOrEqual(backup.network_key.frame_counter + 2500);
+    await stopZ2m(z2m, "restore");
+    expect(readBackup(dataC).network_key.frame_counter).toBeGreaterThanOrEqual(
+      backup.network_key.frame_counter + 2500,
+    );
+    expect(readBackup(dataC).coordinator_ieee).toBe("00124b00000000a1");
+  }, 120_000);
+
+  it("refuses to start when the configuration differs from a dongle that matches the backup", async () => {
+    writeZ2mConfiguration(
+      dataC,
+      z2mSettings({ mqttUrl: broker.url, serialPort: simC.ptyPath!, network: { ...NETWORK, panId: 6755 } }),
+    );
+    const since = Date.now();
+    const z2m = startZ2m(dataC, "mismatch");
+    const exit = await z2m.waitForExit(60_000);
+    running.delete(z2m);
+    timings.mismatch = Date.now() - since;
+    expect(exit.code).not.toBe(0);
+    expect(z2m.output).toContain("(stage-4) adapter state matches backup");
+    expect(z2m.output).toContain("- PAN ID: configured=6755, adapter=6754");
+    expect(z2m.output).toContain("configuration-adapter mismatch");
+    expect(
+      mqtt.messages.some(
+        (m) => m.at >= since && m.topic === "zigbee2mqtt/bridge/state" && m.payload.includes('"online"'),
+      ),
+    ).toBe(false);
+    // nothing was written to the dongle
+    expect(await simC.status()).toMatchObject({ pan_id: 6754, extended_pan_id: EPID, configured: true });
+  }, 90_000);
+});
