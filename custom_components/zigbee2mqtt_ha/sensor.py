@@ -190,13 +190,18 @@ class Zigbee2mqttHaSensorEntity(Zigbee2mqttHaEntity, SensorEntity):
     ) -> None:
         """Initialize the sensor; an enum of nodes learns them from the sidecar."""
         super().__init__(entry=entry, description=description)
+        self._attr_options = description.options
         if description.options_fn is not None:
             self._attr_options = description.options_fn(entry.runtime_data.info)
 
     @property
     def native_value(self) -> StateType | datetime:
         """The sensor's state."""
-        return self.entity_description.value_fn(self.coordinator.data)
+        value = self.entity_description.value_fn(self.coordinator.data)
+        if self._attr_options is not None and value not in self._attr_options:
+            # A node the sidecar gained since setup; the entry reloads to learn it.
+            return None
+        return value
 
     @property
     def extra_state_attributes(self) -> Mapping[str, Any] | None:

@@ -263,8 +263,22 @@ class FakeSidecar:
         self._streams.append(queue)
         self.stream_connections += 1
         try:
-            while (frame := await queue.get()) is not None:
+            while True:
+                try:
+                    async with asyncio.timeout(0.2):
+                        frame = await queue.get()
+                except TimeoutError:
+                    # Like the sidecar's keep-alive comments; also notices a client gone.
+                    transport = request.transport
+                    if transport is None or transport.is_closing():
+                        break
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if frame is None:
+                    break
                 await response.write(frame.encode())
+        except ConnectionResetError:
+            pass
         finally:
             self._streams.remove(queue)
         return response
