@@ -190,6 +190,31 @@ describe("zigbee2mqtt 2.14.1 against a simulated dongle", () => {
     await stopZ2m(again, "resume (after power cycle)");
   }, 120_000);
 
+  it("also runs over TCP; idle it sends nothing, and the counter follows the simulated traffic rate", async () => {
+    writeZ2mConfiguration(
+      dataA,
+      z2mSettings({ mqttUrl: broker.url, serialPort: simA.herdsmanTcpPath, network: NETWORK }),
+    );
+    const z2m = await z2mOnline(dataA, "resume over TCP", "resumed");
+    await z2m.waitForOutput("Zigbee2MQTT started!", 30_000);
+    await sleep(1000);
+    const framesBefore = (await simA.client.stats()).frames_in;
+    await simA.client.setTraffic(0);
+    const quiet = (await simA.status()).nwk_frame_counter;
+    await sleep(3000);
+    // spec phase (e): an idle zigbee2mqtt sends no MT frames at all
+    expect((await simA.client.stats()).frames_in).toBe(framesBefore);
+    expect((await simA.status()).nwk_frame_counter).toBe(quiet);
+    await simA.client.setTraffic(FPS);
+    await sleep(1000);
+    expect((await simA.status()).nwk_frame_counter).toBeGreaterThan(quiet);
+    await stopZ2m(z2m, "resume over TCP");
+    writeZ2mConfiguration(
+      dataA,
+      z2mSettings({ mqttUrl: broker.url, serialPort: simA.ptyPath!, network: NETWORK }),
+    );
+  }, 90_000);
+
   it("cannot start with the stick pulled, and resumes once it is back", async () => {
     await simA.client.unplug();
     expect(existsSync(simA.ptyPath!)).toBe(false);

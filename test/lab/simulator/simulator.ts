@@ -491,6 +491,7 @@ export class ZnpDevice {
       this.later(this.step, () => notify(0x00, 0x00));
       return;
     }
+    this.consumePendingNewNetworkState();
     if (this.isOnNetwork()) {
       this.log.info("formation requested but NV holds a network; resuming it");
       this.later(this.step, () => this.setDevState(DevState.COORD_STARTING));
@@ -518,6 +519,7 @@ export class ZnpDevice {
    */
   startupFromApp(): number {
     if (this.devState !== DevState.HOLD) return 0x00;
+    this.consumePendingNewNetworkState();
     if (this.isOnNetwork()) {
       this.setDevStateLater(this.step, DevState.COORD_STARTING);
       this.later(2 * this.step, () => this.enterStarted());
@@ -530,6 +532,22 @@ export class ZnpDevice {
       this.enterStarted();
     });
     return 0x01;
+  }
+
+  /**
+   * ZDOInitDevice reads STARTUP_OPTION 0x02 as "start a new network" and consumes it. The bit is
+   * normally acted on at boot already; it is still pending here only on a chip whose NV was created
+   * at this boot (the real reset dump shows 0x02 then) or if the host set it without a reset.
+   * Without this, a network formed on a fresh chip would be wiped by its next reboot.
+   */
+  private consumePendingNewNetworkState(): void {
+    const option = this.nv.getLegacy(NV.STARTUP_OPTION)?.[0] ?? 0;
+    if (!(option & StartupOption.CLEAR_STATE)) return;
+    this.clearNetworkState((option & StartupOption.CLEAR_NWK_FRAME_COUNTER) !== 0);
+    this.nv.setLegacy(
+      NV.STARTUP_OPTION,
+      Buffer.from([option & ~(StartupOption.CLEAR_STATE | StartupOption.CLEAR_NWK_FRAME_COUNTER)]),
+    );
   }
 
   private setDevStateLater(ms: number, state: number): void {

@@ -373,6 +373,30 @@ describe("network formation and start-up", () => {
     expect(host.deviceInfo().state).toBe(9);
   });
 
+  it("keeps a network formed on a fresh chip (STARTUP_OPTION still 0x02) across the next reboot", () => {
+    const { host } = makeDevice();
+    expect(host.osalRead(0x0003)).toEqual(hex("02"));
+    expect(host.sreq(Subsystem.ZDO, 0x40, u16(100))).toEqual(hex("01"));
+    vi.advanceTimersByTime(5 * STEP);
+    expect(host.osalRead(0x0003)).toEqual(hex("00"));
+    host.areq(Subsystem.SYS, 0x00, hex("01"));
+    vi.advanceTimersByTime(RESET_DELAY);
+    expect(host.osalLength(0x0021)).toBe(116);
+    expect(host.sreq(Subsystem.ZDO, 0x40, u16(100))).toEqual(hex("00"));
+  });
+
+  it("starts a new network when the host sets STARTUP_OPTION 0x02 without a reset", () => {
+    const { host } = makeDevice();
+    formLikeHerdsman(host);
+    host.areq(Subsystem.SYS, 0x00, hex("01"));
+    vi.advanceTimersByTime(RESET_DELAY);
+    host.osalWrite(0x0003, hex("02"));
+    host.osalWrite(0x0083, u16(0x2222));
+    expect(host.sreq(Subsystem.ZDO, 0x40, u16(100))).toEqual(hex("01"));
+    vi.advanceTimersByTime(5 * STEP);
+    expect(host.osalRead(0x0021)!.readUInt16LE(36)).toBe(0x2222);
+  });
+
   it("forms from PANID/CHANLIST on ZDO.startupFromApp when NV holds no network (status 1)", () => {
     const { host } = makeDevice();
     host.osalWrite(0x0083, u16(0x4321));
