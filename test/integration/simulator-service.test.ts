@@ -2,7 +2,8 @@
  * The simulator process itself: its control socket, its flash (state file) across restarts and a
  * hard kill, and the one-host-at-a-time rule, driven over real sockets on loopback.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -151,6 +152,20 @@ describe("the simulator process", () => {
       nwk_frame_counter: stopped.nwk_frame_counter,
       max_nwk_frame_counter: stopped.max_nwk_frame_counter,
     });
+  });
+
+  it("presents a serial device owned by the given group and removes it on SIGTERM", async () => {
+    const gid = Number(execFileSync("getent", ["group", "dialout"], { encoding: "utf8" }).split(":")[2]);
+    const sim = await start("tty", { pty: true, ptyGroup: "dialout", tcp: false });
+    const target = realpathSync(sim.ptyPath!);
+    expect(target).toMatch(/^\/dev\/pts\/\d+$/);
+    const st = statSync(target);
+    expect(st.isCharacterDevice()).toBe(true);
+    expect(st.gid).toBe(gid);
+    expect(st.mode & 0o777).toBe(0o660);
+    expect(await sim.stop()).toEqual({ code: 0, signal: null });
+    expect(existsSync(sim.ptyPath!)).toBe(false);
+    expect(existsSync(sim.client.socketPath)).toBe(false);
   });
 
   it("refuses to start on a state file that is not its own, saying why", async () => {
