@@ -83,7 +83,9 @@ export function deriveStatus(input: HealthInput): NodeStatus {
     );
   }
   if (role === "active") {
-    if (quick.service === "stopped") return set("active-down", "zigbee2mqtt is not running");
+    if (quick.service === "stopped") {
+      return set("active-down", quick.service_crashed ? "zigbee2mqtt crashed" : "zigbee2mqtt is not running");
+    }
     if (!bridge.broker_connected) return set("active-degraded", "controller cannot see the MQTT broker");
     if (bridge.state === "offline") {
       return set(quick.service === "running" ? "active-degraded" : "active-down", "bridge/state is offline");

@@ -267,8 +267,28 @@ export class FailoverPolicy {
   #guardSplitBrain(active: string | null): void {
     if (!active) return;
     const bridge = this.cx.watcher.status();
+    const fenced = this.cx.state.get().fenced;
     for (const status of this.monitor.statuses()) {
       if (status.id === active) continue;
+      if (fenced[status.id] && status.reachable && status.zigbee2mqtt_running === false) {
+        // Seen again with zigbee2mqtt stopped: the fence did its job; the guard keeps it that way.
+        const state = this.cx.state.update((s) => {
+          delete s.fenced[status.id];
+        });
+        this.cx.alerts.clear("fence_failed", status.id);
+        this.cx.runner.record(
+          "decision",
+          "guard",
+          "succeeded",
+          { node: status.id },
+          {
+            decision: "fence lifted",
+            detail: `${status.id} is reachable again and zigbee2mqtt is stopped on it: it is a standby like any other`,
+          },
+        );
+        this.cx.bus.publish({ type: "state.changed", state });
+        continue;
+      }
       const publishing = bridge.state === "online" && bridge.publishing_node === status.id;
       if (status.zigbee2mqtt_running === true || publishing) {
         const why = publishing

@@ -10,6 +10,8 @@ export interface NodeProbe {
   error?: string;
   service?: "running" | "stopped" | "unknown";
   service_error?: string;
+  /** The service manager reports a crash (the process died without being stopped). */
+  service_crashed?: boolean;
   port_present?: boolean;
   tools?: { ok: boolean; detail: string };
   free?: { data_dir?: number; staging_dir?: number };
@@ -41,8 +43,10 @@ export async function quickProbe(cx: ClusterContext, id: string): Promise<NodePr
       return { at, reachable: true, latency_ms: ping.ms, error: "`true` did not exit 0" };
     const probe: NodeProbe = { at, reachable: true, latency_ms: ping.ms };
     const [service, port] = await Promise.allSettled([node.serviceState(), node.portPresent()]);
-    if (service.status === "fulfilled") probe.service = service.value;
-    else {
+    if (service.status === "fulfilled") {
+      probe.service = service.value === "crashed" ? "stopped" : service.value;
+      if (service.value === "crashed") probe.service_crashed = true;
+    } else {
       probe.service = "unknown";
       probe.service_error = message(service.reason);
     }
@@ -108,7 +112,7 @@ export function checksOf(cx: ClusterContext, probe: NodeProbe): NodeCheck[] {
       detail:
         probe.service === "unknown"
           ? (probe.service_error ?? "status unknown")
-          : `zigbee2mqtt ${probe.service}`,
+          : `zigbee2mqtt ${probe.service_crashed ? "crashed" : probe.service}`,
     });
   if (probe.port_present !== undefined)
     checks.push({

@@ -3,7 +3,8 @@ import type { Logger } from "pino";
 import type { NodeConfig } from "../config/schema.js";
 import { type ExecOptions, type ExecResult, isNotFound, type SshTransport } from "./ssh.js";
 
-export type ServiceState = "running" | "stopped";
+/** "crashed": the service manager thinks it started it but the process is gone (OpenRC exit 32). */
+export type ServiceState = "running" | "stopped" | "crashed";
 
 export class NodeCommandError extends Error {
   constructor(
@@ -72,11 +73,17 @@ export class ZigbeeNode {
   async serviceState(): Promise<ServiceState> {
     const result = await this.run(this.config.service.status, { timeoutMs: this.config.service.timeout });
     if (result.code === 0) return "running";
-    if (result.code === 3 || result.code === 32) return "stopped";
+    if (result.code === 3) return "stopped";
+    if (result.code === 32) return "crashed";
     throw new NodeCommandError(this.id, "service status", result);
   }
 
+  /**
+   * Starts zigbee2mqtt. A crashed service is stopped first: OpenRC answers "already started" to a
+   * start while it still remembers the crashed daemon, and would start nothing.
+   */
   async startService(): Promise<void> {
+    if ((await this.serviceState()) === "crashed") await this.stopService();
     await this.must("start zigbee2mqtt", this.config.service.start, {
       timeoutMs: this.config.service.timeout,
     });

@@ -96,15 +96,18 @@ export async function stopAndConfirm(cx: ClusterContext, id: string): Promise<st
   const node = nodeOf(cx, id);
   const before = await node.serviceState();
   if (before === "stopped") return "was not running";
+  // A crashed service runs nothing, but stopping it resets the service manager's state.
   await node.stopService();
   // OpenRC on Alpine sometimes reports an error on the first stop ("ghost error"): ask again.
   const after = await node.serviceState();
+  if (after === "crashed")
+    throw new StepFailure(`the service manager on ${id} still reports zigbee2mqtt as crashed`);
   if (after !== "stopped") {
     await node.stopService();
     if ((await node.serviceState()) !== "stopped")
       throw new StepFailure(`zigbee2mqtt on ${id} is still running after stop`);
   }
-  return "stopped (service status confirms)";
+  return before === "crashed" ? "had crashed; service state reset" : "stopped (service status confirms)";
 }
 
 export interface ExpectedNetwork {

@@ -580,9 +580,9 @@ function fenceStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverConte
       const node = nodeOf(cx, from);
       try {
         const state = await withTimeout(node.serviceState(), 8_000);
-        if (state === "running") await withTimeout(node.stopService(), 30_000);
+        if (state !== "stopped") await withTimeout(node.stopService(), 30_000);
         const after = await withTimeout(node.serviceState(), 8_000);
-        if (after === "stopped") {
+        if (after !== "running") {
           ctx.fence = { how: "ssh", ok: true, detail: `zigbee2mqtt on ${from} stopped over SSH` };
           ctx.stoppedFrom = true;
         }
