@@ -294,6 +294,16 @@ export class FailoverPolicy {
         const why = publishing
           ? `bridge/info is published by ${status.id} (frontend host ${bridge.frontend_host}) while ${active} is active`
           : `zigbee2mqtt runs on ${status.id} while ${active} is active`;
+        if (this.cx.state.get().automation.maintenance) {
+          // Nothing automatic in maintenance mode, not even this: the operator may be testing.
+          this.cx.alerts.raise(
+            "split_brain",
+            "critical",
+            `${why} (maintenance mode: left running)`,
+            status.id,
+          );
+          continue;
+        }
         this.cx.alerts.raise("split_brain", "critical", why, status.id);
         this.actions.stopStray(status.id, why);
       }

@@ -269,3 +269,16 @@ describe("failover policy", () => {
     expect(actions).toEqual(["stop node2"]);
   });
 });
+
+describe("split-brain guard in maintenance mode", () => {
+  it("raises the alert but leaves the node alone", async () => {
+    setup();
+    cx.state.update((s) => {
+      s.automation.maintenance = true;
+    });
+    statuses.node2 = nodeStatus("node2", { zigbee2mqtt_running: true, health: "standby-not-ready" });
+    await at(0);
+    expect(actions).toEqual([]);
+    expect(cx.alerts.list()[0]?.message).toContain("maintenance mode: left running");
+  });
+});
