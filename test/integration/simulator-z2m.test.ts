@@ -36,8 +36,12 @@ const sims: SimulatorProcess[] = [];
 const running = new Set<Z2mProcess>();
 const timings: Record<string, number> = {};
 
-async function startSim(name: string, ieee: string): Promise<SimulatorProcess> {
-  const sim = await SimulatorProcess.start({ dir, name, ieee, pty: true, framesPerSecond: FPS });
+async function startSim(
+  name: string,
+  ieee: string,
+  extra: { seedNvram?: string } = {},
+): Promise<SimulatorProcess> {
+  const sim = await SimulatorProcess.start({ dir, name, ieee, pty: true, framesPerSecond: FPS, ...extra });
   sims.push(sim);
   return sim;
 }
@@ -77,6 +81,15 @@ async function stopZ2m(z2m: Z2mProcess, label: string): Promise<void> {
 interface BridgeInfo {
   coordinator: { ieee_address: string };
   network: { pan_id: number; channel: number };
+}
+
+interface OpenBackup {
+  coordinator_ieee: string;
+  pan_id: string;
+  extended_pan_id: string;
+  channel: number;
+  network_key: { key: string; frame_counter: number };
+  devices: Array<{ ieee_address: string; link_key?: { key: string; tx_counter: number } }>;
 }
 
 interface CoordinatorBackup {
@@ -315,6 +328,47 @@ describe("zigbee2mqtt 2.14.1 against a simulated dongle", () => {
       backup.network_key.frame_counter + 2500,
     );
     expect(readBackup(dataC).coordinator_ieee).toBe("00124b00000000a1");
+  }, 120_000);
+
+  it("restores a real network with devices and link keys from a zigpy-znp backup (a ZHA migration)", async () => {
+    // a dongle holding the real CC2652R's formed network, backed up with zigpy-znp's tool
+    const source = await startSim("real", "00124b00000000d4", {
+      seedNvram: "/work/shared/data/nvram/CC2652R-ZStack4.formed.json",
+    });
+    const zigpyBackup = join(dir, "zigpy-backup.json");
+    expect((await runZnpTool("network_backup", source.ptyPath!, ["-o", zigpyBackup])).code).toBe(0);
+    const backup = JSON.parse(readFileSync(zigpyBackup, "utf8")) as OpenBackup;
+    const keyed = backup.devices.filter((d) => d.link_key);
+    expect(keyed.length).toBeGreaterThan(0);
+
+    const target = await startSim("target", "00124b00000000e5");
+    const hexBytes = (h: string) => [...Buffer.from(h, "hex")];
+    const network: Z2mNetwork = {
+      panId: Number.parseInt(backup.pan_id, 16),
+      extPanId: hexBytes(backup.extended_pan_id),
+      channel: backup.channel,
+      networkKey: hexBytes(backup.network_key.key),
+    };
+    const data = dataDir("data-real", target.ptyPath!, network);
+    copyFileSync(zigpyBackup, join(data, "coordinator_backup.json"));
+    const z2m = await z2mOnline(data, "restore (real network)", "restored");
+    expect(await target.status()).toMatchObject({
+      ieee: backup.coordinator_ieee,
+      pan_id: network.panId,
+      extended_pan_id: backup.extended_pan_id,
+      channel: backup.channel,
+    });
+    await stopZ2m(z2m, "restore (real network)");
+    expect(problems(z2m)).toEqual([]);
+
+    // herdsman's next backup, read back from the tables it wrote into the simulated NV
+    const after = readBackup(data) as unknown as OpenBackup;
+    expect(after.network_key.frame_counter).toBeGreaterThanOrEqual(backup.network_key.frame_counter + 2500);
+    for (const device of keyed) {
+      const restored = after.devices.find((d) => d.ieee_address === device.ieee_address);
+      expect(restored?.link_key?.key, device.ieee_address).toBe(device.link_key!.key);
+      expect(restored?.link_key?.tx_counter).toBe(device.link_key!.tx_counter + 2500);
+    }
   }, 120_000);
 
   it("refuses to start when the configuration differs from a dongle that matches the backup", async () => {

@@ -7,10 +7,11 @@
  * Prints one JSON line `{"event":"ready",...}` on stdout once every port is open; SIGTERM or SIGINT
  * exits cleanly (NV flushed, pty link and sockets removed).
  */
-import { createWriteStream } from "node:fs";
+import { createWriteStream, readFileSync } from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
 import { describeFrame } from "./frame.js";
 import { type HostPortSpec, parseTcpSpec } from "./host-port.js";
+import type { ZigpyNvramDump } from "./nv.js";
 import { SimulatorService } from "./service.js";
 import type { Logger } from "./simulator.js";
 
@@ -29,6 +30,7 @@ const program = new Command()
   .description("Simulated TI Z-Stack 3.x.0 (CC2652) coordinator dongle speaking MT")
   .requiredOption("--state <file>", "NV persisted here (created blank on first start)")
   .option("--ieee <hex>", "factory IEEE for a new state file, e.g. 00124b0012345678")
+  .option("--seed-nvram <file>", "for a new state file: load this zigpy-znp nvram_read JSON into NV")
   .option(
     "--listen-tcp <host:port>",
     "serve the host connection on TCP (repeatable; port 0 = any free)",
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
   const opts = program.opts<{
     state: string;
     ieee?: string;
+    seedNvram?: string;
     listenTcp: string[];
     listenUnix: string[];
     pty?: string;
@@ -77,9 +80,19 @@ async function main(): Promise<void> {
   };
   const log: Logger = { info: (m) => write("info", m), debug: (m) => write("debug", m) };
 
+  let seedNvram: ZigpyNvramDump | undefined;
+  if (opts.seedNvram) {
+    try {
+      seedNvram = JSON.parse(readFileSync(opts.seedNvram, "utf8")) as ZigpyNvramDump;
+    } catch (error) {
+      throw new Error(`--seed-nvram ${opts.seedNvram}: ${(error as Error).message}`);
+    }
+  }
+
   const service = new SimulatorService({
     statePath: opts.state,
     ieee: opts.ieee,
+    seedNvram,
     listen,
     pty: opts.pty ? { path: opts.pty, group: opts.ptyGroup } : undefined,
     controlPath: opts.control,

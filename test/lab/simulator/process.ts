@@ -24,6 +24,8 @@ export interface SimulatorProcessOptions {
   tcp?: boolean;
   framesPerSecond?: number;
   statePath?: string;
+  /** For a new state file: a zigpy-znp nvram_read JSON file to preload into NV. */
+  seedNvram?: string;
   extraArgs?: string[];
   readyTimeoutMs?: number;
 }
@@ -87,6 +89,7 @@ export class SimulatorProcess {
       String(options.framesPerSecond ?? 5),
     ];
     if (options.ieee) args.push("--ieee", options.ieee);
+    if (options.seedNvram) args.push("--seed-nvram", options.seedNvram);
     if (options.tcp ?? true) args.push("--listen-tcp", "127.0.0.1:0");
     if (ptyPath) args.push("--pty", ptyPath);
     if (options.ptyGroup) args.push("--pty-group", options.ptyGroup);

@@ -7,7 +7,7 @@ import { ieeeFromHex, ieeeToHex } from "./codec.js";
 import { type ControlReply, ControlServer } from "./control.js";
 import type { MtFrame } from "./frame.js";
 import { HostPort, type HostPortSpec } from "./host-port.js";
-import { NvStore } from "./nv.js";
+import { NvStore, type ZigpyNvramDump } from "./nv.js";
 import { PtySupervisor } from "./pty.js";
 import { type Logger, ZnpDevice } from "./simulator.js";
 import { DebouncedWriter, loadState, serializeState, writeFileAtomic } from "./state-file.js";
@@ -16,6 +16,8 @@ export interface ServiceOptions {
   statePath: string;
   /** Factory IEEE for a new state file (MSB first); random with TI's 00124b prefix if absent. */
   ieee?: string;
+  /** For a new state file: NV contents as a zigpy-znp nvram_read dump (like nvram_write to a blank chip). */
+  seedNvram?: ZigpyNvramDump;
   listen: HostPortSpec[];
   pty?: { path: string; group?: string };
   controlPath?: string;
@@ -48,16 +50,20 @@ export class SimulatorService {
       nv = existing.nv;
       maxFc = existing.maxNwkFrameCounter;
       this.hardwareIeeeHex = existing.hardwareIeee;
+      if (options.seedNvram) log.info(`--seed-nvram ignored: ${options.statePath} already exists`);
       if (options.ieee && ieeeToHex(ieeeFromHex(options.ieee)) !== existing.hardwareIeee) {
         log.info(`--ieee ${options.ieee} ignored: ${options.statePath} belongs to ${existing.hardwareIeee}`);
       }
     } else {
       nv = new NvStore();
+      if (options.seedNvram) nv.applyZigpyDump(options.seedNvram);
       maxFc = 0;
       this.hardwareIeeeHex = options.ieee
         ? ieeeToHex(ieeeFromHex(options.ieee))
         : `00124b00${randomBytes(4).toString("hex")}`;
-      log.info(`new blank dongle ${this.hardwareIeeeHex}, state in ${options.statePath}`);
+      log.info(
+        `new ${options.seedNvram ? "seeded" : "blank"} dongle ${this.hardwareIeeeHex}, state in ${options.statePath}`,
+      );
     }
     this.device = new ZnpDevice({
       nv,
