@@ -82,7 +82,7 @@ import {
   rootLinkName,
 } from "./host/naming.js";
 import { buildNetwork, linkLocalAddresses } from "./host/network.js";
-import { LabCommandError, type RunResult, sleep, tryRun, waitFor } from "./host/run.js";
+import { LabCommandError, type RunResult, shellQuote, sleep, tryRun, waitFor } from "./host/run.js";
 import { type ActiveFault, type LabInfo, type NodeInfo, readLabInfo, writeLabInfo } from "./host/state.js";
 import { SimulatorClient } from "./simulator/client.js";
 
@@ -299,6 +299,99 @@ export class Lab {
   /** rc-service zigbee2mqtt ACTION on a node, as root. */
   service(node: string, action: "start" | "stop" | "restart" | "status" | "zap"): Promise<RunResult> {
     return this.exec(this.nodeHost(node), [RC_SERVICE, SERVICE, action]);
+  }
+
+  /**
+   * ssh from the controller to a node as zigbee with the lab's key, checking the host key against
+   * the controller's known_hosts (keys as of `up`). `argv` is quoted for the remote shell.
+   */
+  ssh(
+    node: string,
+    argv: readonly string[],
+    options: ExecOptions & { sshOptions?: string[] } = {},
+  ): Promise<RunResult> {
+    const info = this.current;
+    const { sshOptions = [], ...rest } = options;
+    return this.exec(
+      "controller",
+      [
+        "ssh",
+        "-i",
+        info.ssh.privateKey,
+        "-o",
+        `UserKnownHostsFile=${info.controller.knownHosts}`,
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=5",
+        ...sshOptions,
+        `${info.ssh.user}@${this.node(node).address}`,
+        "--",
+        argv.map(shellQuote).join(" "),
+      ],
+      rest,
+    );
+  }
+
+  /** A zigpy-znp tool on a node's dongle, the prototype's way: as zigbee, through sudo. */
+  znp(
+    node: string,
+    tool: string,
+    args: readonly string[] = [],
+    { timeout = 120_000 }: { timeout?: number } = {},
+  ) {
+    if (!/^[a-z_]+$/.test(tool)) throw new Error(`bad zigpy-znp tool name ${tool}`);
+    const n = this.node(node);
+    return this.exec(
+      this.nodeHost(node),
+      ["sudo", "-n", "python3", "-m", `zigpy_znp.tools.${tool}`, n.serialPort, ...args],
+      { user: ZIGBEE_USER, timeout },
+    );
+  }
+
+  /** Starts zigbee2mqtt on a node (rc-service) and waits until it is online. */
+  async startZigbee2mqtt(
+    node: string,
+    { timeout = ONLINE_TIMEOUT }: { timeout?: number } = {},
+  ): Promise<BridgeSnapshot> {
+    const started = await this.service(node, "start");
+    if (started.code !== 0) throw new LabCommandError([`[${node}]`, RC_SERVICE, SERVICE, "start"], started);
+    return this.waitForZigbee2mqtt(node, { timeout });
+  }
+
+  /** Stops zigbee2mqtt on a node (rc-service stop; a crashed one is zapped). */
+  async stopZigbee2mqtt(node: string): Promise<void> {
+    const stopped = await this.service(node, "stop");
+    if (stopped.code !== 0) throw new LabCommandError([`[${node}]`, RC_SERVICE, SERVICE, "stop"], stopped);
+  }
+
+  /** The configuration.yaml the lab wrote on a node at `up`. */
+  configuration(node: string): string {
+    const info = this.current;
+    return z2mConfiguration({
+      lab: this.name,
+      node,
+      nodeAddress: this.node(node).address,
+      mqttServer: info.controller.labMqttUrl,
+      network: info.network,
+    });
+  }
+
+  /**
+   * Puts a node back as `up` left a standby: zigbee2mqtt stopped, dongle blank (nvram_reset),
+   * data dir holding only the lab's configuration.yaml.
+   */
+  async resetNode(node: string): Promise<void> {
+    await this.stopZigbee2mqtt(node);
+    const reset = await this.znp(node, "nvram_reset");
+    if (reset.code !== 0) throw new LabCommandError([`[${node}]`, "nvram_reset"], reset);
+    const n = this.node(node);
+    await this.execOk(this.nodeHost(node), ["find", n.dataDir, "-mindepth", "1", "-delete"]);
+    await this.writeFile(this.nodeHost(node), `${n.dataDir}/configuration.yaml`, this.configuration(node), {
+      user: ZIGBEE_USER,
+    });
   }
 
   /** MQTT URL of the controller's Mosquitto, reachable from the root namespace. */
@@ -805,14 +898,9 @@ export class Lab {
             ...(nodes[id]!.simulator.tcp ? { tcp: nodes[id]!.simulator.tcp } : {}),
           });
         }
-        const config = z2mConfiguration({
-          lab: name,
-          node: id,
-          nodeAddress: nodes[id]!.address,
-          mqttServer: info.controller.labMqttUrl,
-          network: info.network,
+        await lab.writeFile(id, `${DATA_DIR}/configuration.yaml`, lab.configuration(id), {
+          user: ZIGBEE_USER,
         });
-        await lab.writeFile(id, `${DATA_DIR}/configuration.yaml`, config, { user: ZIGBEE_USER });
       }),
     );
     step(`controller and nodes running (Mosquitto, snmptrapd, sshd${zigbee ? ", dongles" : ""})`);

@@ -25,7 +25,10 @@ export function mosquittoConfig(layout: Layout, addresses: ControllerAddresses):
     `pid_file ${c.mosquittoPid}`,
     // Stay root: the run dir is root's, and nothing here faces a real network.
     "user root",
-    "persistence false",
+    // Retained messages (bridge/state, bridge/info) survive a broker restart, as with a stock Mosquitto.
+    "persistence true",
+    `persistence_location ${c.dir}/`,
+    "persistence_file mosquitto.db",
     `log_dest file ${c.mosquittoLog}`,
     "log_type error",
     "log_type warning",

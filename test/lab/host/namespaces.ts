@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Layout } from "./layout.js";
@@ -149,13 +149,29 @@ export async function netnsPids(netns: string): Promise<number[]> {
     .map(Number);
 }
 
-/** SIGKILLs everything in the namespace until nothing is left (PID 1 of a host takes its whole PID namespace along). */
+function commandName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * SIGKILLs everything in the namespace until nothing is left. A host's PID 1 takes its whole PID
+ * namespace along. The `unshare` that started it is spared for a moment so that it reaps that PID 1
+ * and exits by itself: killed first, it would leave PID 1 a zombie of the machine's init, still
+ * holding the host's PID namespace until that init gets round to reaping it.
+ */
 export async function killNetns(netns: string): Promise<void> {
+  const started = Date.now();
   await waitFor(
     `every process in ${netns} to exit`,
     async () => {
       const pids = await netnsPids(netns);
+      const spareLaunchers = Date.now() - started < 3_000;
       for (const pid of pids) {
+        if (spareLaunchers && commandName(pid) === "unshare") continue;
         try {
           process.kill(pid, "SIGKILL");
         } catch {

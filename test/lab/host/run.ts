@@ -25,13 +25,16 @@ export class LabCommandError extends Error {
   ) {
     const why = result.timedOut ? "timed out" : `exited with ${result.code}`;
     const detail = (result.stderr.trim() || result.stdout.trim()).split("\n").slice(-15).join("\n");
-    super(`${argv.map(quoteForDisplay).join(" ")} ${why}${detail ? `:\n${detail}` : ""}`);
+    super(`${argv.map(shellQuote).join(" ")} ${why}${detail ? `:\n${detail}` : ""}`);
     this.name = "LabCommandError";
   }
 }
 
-/** Shell-style quoting for messages only; commands are always run from argv arrays. */
-export function quoteForDisplay(arg: string): string {
+/**
+ * POSIX shell quoting of one word: for messages, and for the one place a shell is unavoidable
+ * (the remote command line ssh hands to the login shell).
+ */
+export function shellQuote(arg: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'"'"'`)}'`;
 }
 
