@@ -13,6 +13,7 @@ import { Lab, REPO } from "./world.js";
 
 const NAME = "z2mhalc";
 const KILLED = "z2mhakill";
+const DEMO = "z2mhademo";
 
 /** Inodes of every namespace an instance has (network namespaces and the hosts' PID/mount/UTS ones). */
 function namespaceInodes(name: string): Set<number> {
@@ -83,6 +84,7 @@ const nothing = { netns: [], mounts: [], link: false, runDir: false, processes: 
 afterAll(async () => {
   await Lab.destroy(NAME);
   await Lab.destroy(KILLED);
+  await Lab.destroy(DEMO);
 });
 
 describe("the lab's life cycle", () => {
@@ -178,5 +180,43 @@ describe("the lab's life cycle", () => {
     await Lab.destroy(KILLED);
     expect(await leftovers(KILLED, inodes)).toEqual(nothing);
     expect(existsSync(join(RUN_BASE, `.${KILLED}.lock`))).toBe(false);
+  });
+
+  it("npm run demo: the lab and the sidecar up, URL and token printed; Ctrl-C stops both and takes the lab down", async () => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "test/lab/demo.ts", "--name", DEMO, "--port", "8491"],
+      {
+        cwd: REPO,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let output = "";
+    for (const stream of [child.stdout, child.stderr]) {
+      stream.on("data", (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+    }
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const printed = await waitFor(
+      "the demo to print its URL and token",
+      async () => {
+        const url = /^API: (http:\/\/[0-9.]+:8491)$/m.exec(output)?.[1];
+        const token = /^token: (\S+)$/m.exec(output)?.[1];
+        return url && token ? { url, token } : undefined;
+      },
+      { timeout: 120_000 },
+    );
+    const info = await fetch(`${printed.url}/api/v1/info`, {
+      headers: { authorization: `Bearer ${printed.token}` },
+    });
+    expect(info.status).toBe(200);
+    expect(await info.json()).toMatchObject({ cluster_name: `lab-${DEMO}`, nodes: ["node1", "node2"] });
+    const inodes = namespaceInodes(DEMO);
+
+    child.kill("SIGINT");
+    expect(await exited).toBe(0);
+    expect(output).toContain(`lab ${DEMO} is down`);
+    expect(await leftovers(DEMO, inodes)).toEqual(nothing);
   });
 });
