@@ -69,13 +69,14 @@ async function z2mOnline(data: string, label: string, expectResult: string): Pro
   return z2m;
 }
 
-async function stopZ2m(z2m: Z2mProcess, label: string): Promise<void> {
+async function stopZ2m(z2m: Z2mProcess, label: string, sim?: SimulatorProcess): Promise<void> {
   const since = Date.now();
   const exit = await z2m.stop();
   running.delete(z2m);
   timings[`${label} stop`] = exit.durationMs;
   expect(exit.code).toBe(0);
   await mqtt.waitForBridgeState("offline", { since, timeoutMs: 10_000 });
+  if (sim) await sim.waitForNoHost();
 }
 
 interface BridgeInfo {
@@ -179,7 +180,7 @@ describe("zigbee2mqtt 2.14.1 against a simulated dongle", () => {
     expect(typeof (response.data as { zip?: unknown }).zip).toBe("string");
     expect(readBackup(dataA).network_key.frame_counter).toBeGreaterThanOrEqual(before);
 
-    await stopZ2m(z2m, "form");
+    await stopZ2m(z2m, "form", simA);
     expect(z2m.output).toContain("Stopped zigbee-herdsman");
     // e.g. "Failed to disable join on stop" if the stop's AF/ZDO requests went unanswered
     expect(problems(z2m)).toEqual([]);
@@ -199,7 +200,7 @@ describe("zigbee2mqtt 2.14.1 against a simulated dongle", () => {
     const z2m = await z2mOnline(dataA, "resume (chip running)", "resumed");
     expect(z2m.output).toContain("adapter is already running in coordinator mode");
     expect(z2m.output).not.toContain("registering endpoint");
-    await stopZ2m(z2m, "resume (chip running)");
+    await stopZ2m(z2m, "resume (chip running)", simA);
 
     const counter = (await simA.status()).nwk_frame_counter;
     expect(await simA.client.powerCycle()).toMatchObject({ state: "hold", nwk_frame_counter: counter });
@@ -207,7 +208,7 @@ describe("zigbee2mqtt 2.14.1 against a simulated dongle", () => {
     expect(again.output).toContain("adapter successfully started in coordinator mode");
     expect(again.output).toContain("registering endpoint '1'");
     expect(await simA.status()).toMatchObject({ state: "started", pan_id: 6754, extended_pan_id: EPID });
-    await stopZ2m(again, "resume (after power cycle)");
+    await stopZ2m(again, "resume (after power cycle)", simA);
     expect(problems(z2m)).toEqual([]);
     expect(problems(again)).toEqual([]);
   }, 120_000);
@@ -230,7 +231,7 @@ describe("zigbee2mqtt 2.14.1 against a simulated dongle", () => {
     await simA.client.setTraffic(FPS);
     await sleep(1000);
     expect((await simA.status()).nwk_frame_counter).toBeGreaterThan(quiet);
-    await stopZ2m(z2m, "resume over TCP");
+    await stopZ2m(z2m, "resume over TCP", simA);
     writeZ2mConfiguration(
       dataA,
       z2mSettings({ mqttUrl: broker.url, serialPort: simA.ptyPath!, network: NETWORK }),

@@ -145,6 +145,21 @@ export class SimulatorProcess {
     return this.client.status();
   }
 
+  /**
+   * Wait until no host holds the port. After a host program exits, the simulator learns about it a
+   * moment later (on the pty: socat reads EIO and drops its connection); until then the frame
+   * counter of a started chip may still move.
+   */
+  async waitForNoHost(timeoutMs = 5000): Promise<SimulatorStatus> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const status = await this.client.status();
+      if (!status.host_connected) return status;
+      if (Date.now() > deadline) throw new Error(`a host is still connected after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   /** SIGTERM and wait: the simulator flushes its NV and removes its pty link and sockets. */
   async stop(timeoutMs = 10000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGTERM");

@@ -6,19 +6,9 @@
  * The behaviour follows /work/shared/ZNP-SIMULATOR.md (verified against zigbee-herdsman 10.9.2) and
  * what zigpy-znp 1.1.1's tools send; docs/simulator.md lists what is modelled and what is not.
  */
-import { randomBytes, randomInt } from "node:crypto";
-import { ieeeToHex, PayloadError, Reader, Writer } from "./codec.js";
+import { ieeeToHex, PayloadError, Reader } from "./codec.js";
 import { DevState, StartupOption } from "./constants.js";
-import {
-  DEFAULT_LEGACY_ITEMS,
-  DEFAULT_TABLES,
-  defaultValue,
-  EMPTY_APS_LINK_KEY_TABLE,
-  FORMATION_TABLES,
-  NIB_LENGTH,
-  NIB_OFFSET,
-  NIB_TEMPLATE,
-} from "./defaults.js";
+import { NIB_LENGTH, NIB_OFFSET } from "./defaults.js";
 import { describeFrame, encodeFrame, FrameParser, type MtFrame, MtType, Subsystem } from "./frame.js";
 import { AF_COMMANDS } from "./handlers/af.js";
 import { APP_CNF_COMMANDS } from "./handlers/app-cnf.js";
@@ -27,7 +17,18 @@ import type { CommandTable } from "./handlers/types.js";
 import { UTIL_COMMANDS } from "./handlers/util.js";
 import { ZDO_COMMANDS } from "./handlers/zdo.js";
 import type { NvStore } from "./nv.js";
-import { EX, NV, SYSID_ZSTACK } from "./nv-ids.js";
+import { NV } from "./nv-ids.js";
+import {
+  changeChannel,
+  clearConfig,
+  clearNetworkState,
+  createMissingDefaults,
+  describeNetwork,
+  formNetwork,
+  lowestChannel,
+  storedFrameCounter,
+  writeFrameCounter,
+} from "./nv-network.js";
 
 const TABLES: ReadonlyMap<number, CommandTable> = new Map([
   [Subsystem.SYS, SYS_COMMANDS],
@@ -39,10 +40,6 @@ const TABLES: ReadonlyMap<number, CommandTable> = new Map([
 
 /** MT RPC error codes (MT_RPC.h). */
 const RpcError = { SUBSYSTEM: 0x01, COMMAND_ID: 0x02, PARAMETER: 0x03, LENGTH: 0x04 } as const;
-
-const GENERIC_EPID = Buffer.alloc(8, 0xff);
-const ZERO_EPID = Buffer.alloc(8, 0x00);
-const CHANNEL_MASK_2G4 = 0x07fff800;
 
 export interface Logger {
   info(message: string): void;
@@ -371,70 +368,22 @@ export class ZnpDevice {
     this.bootedAt = Date.now();
     const option = this.nv.getLegacy(NV.STARTUP_OPTION)?.[0] ?? 0;
     if (option & StartupOption.CLEAR_STATE) {
-      this.clearNetworkState((option & StartupOption.CLEAR_NWK_FRAME_COUNTER) !== 0);
+      const clearCounters = (option & StartupOption.CLEAR_NWK_FRAME_COUNTER) !== 0;
+      clearNetworkState(this.nv, clearCounters);
+      this.log.info(`network state cleared${clearCounters ? " (frame counters too)" : ""}`);
     }
-    if (option & StartupOption.CLEAR_CONFIG) this.clearConfig();
+    if (option & StartupOption.CLEAR_CONFIG) {
+      clearConfig(this.nv, this.hardwareIeee);
+      this.log.info("configuration items reset to defaults");
+    }
     const handled =
       option &
       (StartupOption.CLEAR_STATE | StartupOption.CLEAR_CONFIG | StartupOption.CLEAR_NWK_FRAME_COUNTER);
     if (handled) this.nv.setLegacy(NV.STARTUP_OPTION, Buffer.from([option & ~handled]));
-    this.createMissingDefaults();
+    createMissingDefaults(this.nv, this.hardwareIeee);
     this.log.info(
       `booted (${reason})${handled ? `, acted on STARTUP_OPTION 0x${option.toString(16).padStart(2, "0")}` : ""}`,
     );
-  }
-
-  private clearNetworkState(clearFrameCounters: boolean): void {
-    this.nv.deleteLegacy(NV.NIB);
-    for (const id of [NV.NWK_ACTIVE_KEY_INFO, NV.NWK_ALTERN_KEY_INFO, NV.NWKKEY]) {
-      const v = this.nv.getLegacy(id);
-      if (v) this.nv.setLegacy(id, Buffer.alloc(v.length));
-    }
-    if (this.nv.hasLegacy(NV.BDBNODEISONANETWORK))
-      this.nv.setLegacy(NV.BDBNODEISONANETWORK, Buffer.from([0]));
-    const linkKeys = this.nv.getLegacy(NV.APS_LINK_KEY_TABLE);
-    if (linkKeys) this.nv.setLegacy(NV.APS_LINK_KEY_TABLE, Buffer.alloc(linkKeys.length, 0xff));
-    const empties: Array<[number, (len: number) => Buffer]> = [
-      [EX.ADDRMGR, (len) => Buffer.alloc(len, 0xff)],
-      [EX.BINDING_TABLE, (len) => Buffer.alloc(len, 0xff)],
-      [EX.DEVICE_LIST, (len) => Buffer.alloc(len, 0xff)],
-      [EX.TCLK_TABLE, (len) => emptyTclkEntry(len)],
-      [EX.TCLK_IC_TABLE, (len) => Buffer.alloc(len)],
-      [EX.APS_KEY_DATA_TABLE, (len) => Buffer.alloc(len)],
-    ];
-    // The frame counters survive a factory reset unless bit 0x80 asks otherwise (ZComDef.h:
-    // "FrameCounter should persist across factory resets").
-    if (clearFrameCounters) empties.push([EX.NWK_SEC_MATERIAL_TABLE, (len) => Buffer.alloc(len)]);
-    for (const [itemId, empty] of empties) {
-      for (const sub of this.nv.tableSubIds(itemId)) {
-        const v = this.nv.getExtended(SYSID_ZSTACK, itemId, sub)!;
-        this.nv.setExtended(SYSID_ZSTACK, itemId, sub, empty(v.length));
-      }
-    }
-    this.log.info(`network state cleared${clearFrameCounters ? " (frame counters too)" : ""}`);
-  }
-
-  private clearConfig(): void {
-    const extAddr = this.nv.getLegacy(NV.EXTADDR) ?? this.hardwareIeee;
-    for (const entry of DEFAULT_LEGACY_ITEMS) {
-      if (entry.config) this.nv.setLegacy(entry.id, defaultValue(entry, this.hardwareIeee, extAddr));
-    }
-    this.log.info("configuration items reset to defaults");
-  }
-
-  private createMissingDefaults(): void {
-    for (const entry of DEFAULT_LEGACY_ITEMS) {
-      if (this.nv.hasLegacy(entry.id)) continue;
-      const extAddr = this.nv.getLegacy(NV.EXTADDR) ?? this.hardwareIeee;
-      this.nv.setLegacy(entry.id, defaultValue(entry, this.hardwareIeee, extAddr));
-    }
-    for (const [itemId, count, empty] of DEFAULT_TABLES) {
-      for (let sub = 0; sub < count; sub++) {
-        if (this.nv.getExtended(SYSID_ZSTACK, itemId, sub) === undefined) {
-          this.nv.setExtended(SYSID_ZSTACK, itemId, sub, Buffer.from(empty, "hex"));
-        }
-      }
-    }
   }
 
   // ------------------------------------------------------------------ identity
@@ -507,7 +456,7 @@ export class ZnpDevice {
     this.later(2 * this.step, () => this.setDevState(DevState.COORD_STARTING));
     this.later(3 * this.step, () => this.setDevState(DevState.COORD_STARTING));
     this.later(4 * this.step, () => {
-      this.formNetwork(mask);
+      this.log.info(`formed network: ${describeNetwork(formNetwork(this.nv, mask, this.effectiveIeee()))}`);
       this.enterStarted();
     });
     this.later(5 * this.step, () => notify(0x00, 0x00));
@@ -528,7 +477,7 @@ export class ZnpDevice {
     const mask = this.channelListFromNv();
     this.setDevStateLater(this.step, DevState.COORD_STARTING);
     this.later(3 * this.step, () => {
-      this.formNetwork(mask);
+      this.log.info(`formed network: ${describeNetwork(formNetwork(this.nv, mask, this.effectiveIeee()))}`);
       this.enterStarted();
     });
     return 0x01;
@@ -543,7 +492,7 @@ export class ZnpDevice {
   private consumePendingNewNetworkState(): void {
     const option = this.nv.getLegacy(NV.STARTUP_OPTION)?.[0] ?? 0;
     if (!(option & StartupOption.CLEAR_STATE)) return;
-    this.clearNetworkState((option & StartupOption.CLEAR_NWK_FRAME_COUNTER) !== 0);
+    clearNetworkState(this.nv, (option & StartupOption.CLEAR_NWK_FRAME_COUNTER) !== 0);
     this.nv.setLegacy(
       NV.STARTUP_OPTION,
       Buffer.from([option & ~(StartupOption.CLEAR_STATE | StartupOption.CLEAR_NWK_FRAME_COUNTER)]),
@@ -568,9 +517,9 @@ export class ZnpDevice {
     // Close the accounting period first so time spent before the start is not counted as traffic.
     this.tick();
     const epid = Buffer.from(nib.subarray(NIB_OFFSET.extendedPANID, NIB_OFFSET.extendedPANID + 8));
-    const value = this.storedFrameCounter(epid);
+    const value = storedFrameCounter(this.nv, epid);
     this.counter = { epid, value, fraction: 0 };
-    this.writeFrameCounter(epid, value);
+    writeFrameCounter(this.nv, epid, value);
     this.raiseMax(value);
     this.setDevState(DevState.ZB_COORD);
     this.log.info(
@@ -582,125 +531,14 @@ export class ZnpDevice {
     return this.nv.getLegacy(NV.CHANLIST)?.readUInt32LE(0) ?? 0;
   }
 
-  /** What the stack writes when it forms a network (spec §3.4 "Formation"). */
-  private formNetwork(channelMask: number): void {
-    const channels = channelMask & CHANNEL_MASK_2G4;
-    let channel = 11;
-    for (let c = 11; c <= 26; c++) {
-      if (channels & (1 << c)) {
-        channel = c;
-        break;
-      }
-    }
-    let pan = this.nv.getLegacy(NV.PANID)?.readUInt16LE(0) ?? 0xffff;
-    if (pan >= 0xfff8 || pan === 0) pan = randomInt(1, 0xfff7);
-    const apsEpid = this.nv.getLegacy(NV.APS_USE_EXT_PANID);
-    const epid =
-      apsEpid && apsEpid.length === 8 && !apsEpid.equals(ZERO_EPID)
-        ? Buffer.from(apsEpid)
-        : Buffer.from(this.nv.getLegacy(NV.EXTENDED_PAN_ID) ?? this.effectiveIeee());
-    const preconfigured = this.nv.getLegacy(NV.PRECFGKEY);
-    const key = preconfigured && preconfigured.length === 16 ? Buffer.from(preconfigured) : randomBytes(16);
-
-    const nib = Buffer.from(NIB_TEMPLATE, "hex");
-    nib.writeUInt16LE(0x0000, NIB_OFFSET.nwkDevAddress);
-    nib[NIB_OFFSET.nwkLogicalChannel] = channel;
-    nib.writeUInt16LE(0x0000, NIB_OFFSET.nwkCoordAddress);
-    nib.fill(0, NIB_OFFSET.nwkCoordExtAddress, NIB_OFFSET.nwkCoordExtAddress + 8);
-    nib.writeUInt16LE(pan, NIB_OFFSET.nwkPanId);
-    nib.writeUInt32LE((1 << channel) >>> 0, NIB_OFFSET.channelList);
-    epid.copy(nib, NIB_OFFSET.extendedPANID);
-    nib[NIB_OFFSET.nwkKeyLoaded] = 1;
-    nib.writeUInt16LE(0x0000, NIB_OFFSET.nwkManagerAddr);
-    nib[NIB_OFFSET.nwkUpdateId] = 0;
-    this.nv.setLegacy(NV.NIB, nib);
-
-    const keyInfo = Buffer.concat([Buffer.from([0x00]), key]);
-    this.nv.setLegacy(NV.NWK_ACTIVE_KEY_INFO, keyInfo);
-    this.nv.setLegacy(NV.NWK_ALTERN_KEY_INFO, keyInfo);
-    const counter = this.storedFrameCounter(epid);
-    const nwkKey = Buffer.alloc(24);
-    keyInfo.copy(nwkKey, 0);
-    nwkKey.fill(0xff, 17, 20);
-    nwkKey.writeUInt32LE(counter, 20);
-    this.nv.setLegacy(NV.NWKKEY, nwkKey);
-    this.writeFrameCounter(epid, counter);
-    this.nv.setLegacy(NV.BDBNODEISONANETWORK, Buffer.from([1]));
-    const chanList = Buffer.alloc(4);
-    chanList.writeUInt32LE((1 << channel) >>> 0);
-    this.nv.setLegacy(NV.CHANLIST, chanList);
-    const panBuf = Buffer.alloc(2);
-    panBuf.writeUInt16LE(pan);
-    this.nv.setLegacy(NV.PANID, panBuf);
-    if (!this.nv.hasLegacy(NV.APS_LINK_KEY_TABLE)) {
-      this.nv.setLegacy(NV.APS_LINK_KEY_TABLE, Buffer.from(EMPTY_APS_LINK_KEY_TABLE, "hex"));
-    }
-    for (const [itemId, count, empty] of FORMATION_TABLES) {
-      if (this.nv.getExtended(SYSID_ZSTACK, itemId, 0) !== undefined) continue;
-      for (let sub = 0; sub < count; sub++) {
-        this.nv.setExtended(SYSID_ZSTACK, itemId, sub, Buffer.from(empty, "hex"));
-      }
-    }
-    this.log.info(`formed network: pan 0x${pan.toString(16)}, epid ${ieeeToHex(epid)}, channel ${channel}`);
-  }
-
   /** ZDO.mgmtNwkUpdateReq with scan duration 0xFE: move the network to another channel. */
   changeChannel(channelMask: number): void {
-    const nib = this.nib();
-    if (!nib || this.devState !== DevState.ZB_COORD) return;
-    let channel = 0;
-    for (let c = 11; c <= 26; c++) {
-      if (channelMask & (1 << c)) {
-        channel = c;
-        break;
-      }
-    }
-    if (!channel) return;
-    const next = Buffer.from(nib);
-    next[NIB_OFFSET.nwkLogicalChannel] = channel;
-    next.writeUInt32LE((1 << channel) >>> 0, NIB_OFFSET.channelList);
-    next[NIB_OFFSET.nwkUpdateId] = (next[NIB_OFFSET.nwkUpdateId]! + 1) & 0xff;
-    this.nv.setLegacy(NV.NIB, next);
-    const chanList = Buffer.alloc(4);
-    chanList.writeUInt32LE((1 << channel) >>> 0);
-    this.nv.setLegacy(NV.CHANLIST, chanList);
-    this.log.info(`channel changed to ${channel}`);
+    const channel = lowestChannel(channelMask);
+    if (channel === undefined || this.devState !== DevState.ZB_COORD) return;
+    if (changeChannel(this.nv, channel)) this.log.info(`channel changed to ${channel}`);
   }
 
   // ------------------------------------------------------------------ frame counter
-
-  /** The counter NV holds for a network: its own entry, else the generic (FF…) one, else 0. */
-  storedFrameCounter(epid: Buffer): number {
-    let generic: number | undefined;
-    for (const entry of this.nv.table(EX.NWK_SEC_MATERIAL_TABLE)) {
-      if (entry.length < 12) continue;
-      const entryEpid = entry.subarray(4, 12);
-      if (entryEpid.equals(epid)) return entry.readUInt32LE(0);
-      if (generic === undefined && entryEpid.equals(GENERIC_EPID)) generic = entry.readUInt32LE(0);
-    }
-    return generic ?? 0;
-  }
-
-  /** Store a network's counter in its NWK_SEC_MATERIAL entry (or the first free one) and NWKKEY. */
-  private writeFrameCounter(epid: Buffer, value: number): void {
-    const entries = this.nv.table(EX.NWK_SEC_MATERIAL_TABLE);
-    let index = entries.findIndex((e) => e.length >= 12 && e.subarray(4, 12).equals(epid));
-    if (index < 0) index = entries.findIndex((e) => e.length >= 12 && e.subarray(4, 12).equals(ZERO_EPID));
-    if (index < 0) index = entries.length - 1;
-    if (index >= 0) {
-      const entry = Buffer.alloc(12);
-      entry.writeUInt32LE(value >>> 0, 0);
-      (entries[index]!.subarray(4, 12).equals(GENERIC_EPID) ? GENERIC_EPID : epid).copy(entry, 4);
-      if (!entry.equals(entries[index]!))
-        this.nv.setExtended(SYSID_ZSTACK, EX.NWK_SEC_MATERIAL_TABLE, index, entry);
-    }
-    const nwkKey = this.nv.getLegacy(NV.NWKKEY);
-    if (nwkKey && nwkKey.length === 24 && nwkKey.readUInt32LE(20) !== value >>> 0) {
-      const next = Buffer.from(nwkKey);
-      next.writeUInt32LE(value >>> 0, 20);
-      this.nv.setLegacy(NV.NWKKEY, next);
-    }
-  }
 
   private raiseMax(value: number): void {
     if (value > this.maxFc) {
@@ -718,9 +556,9 @@ export class ZnpDevice {
   private advanceCounter(frames: number): void {
     const counter = this.counter!;
     // Never lower a counter someone wrote into NV while the stack ran (e.g. an NVRAM copy).
-    const stored = this.storedFrameCounter(counter.epid);
+    const stored = storedFrameCounter(this.nv, counter.epid);
     counter.value = Math.min(0xffffffff, Math.max(counter.value, stored) + frames);
-    this.writeFrameCounter(counter.epid, counter.value);
+    writeFrameCounter(this.nv, counter.epid, counter.value);
     this.raiseMax(counter.value);
   }
 
@@ -741,7 +579,7 @@ export class ZnpDevice {
     if (this.counter) return this.counter.value;
     const nib = this.nib();
     return nib
-      ? this.storedFrameCounter(nib.subarray(NIB_OFFSET.extendedPANID, NIB_OFFSET.extendedPANID + 8))
+      ? storedFrameCounter(this.nv, nib.subarray(NIB_OFFSET.extendedPANID, NIB_OFFSET.extendedPANID + 8))
       : 0;
   }
 
@@ -750,44 +588,12 @@ export class ZnpDevice {
     const epid = this.counter?.epid ?? nib?.subarray(NIB_OFFSET.extendedPANID, NIB_OFFSET.extendedPANID + 8);
     if (!epid) return;
     if (this.counter) this.counter.value = value;
-    this.writeFrameCounter(Buffer.from(epid), value);
+    writeFrameCounter(this.nv, Buffer.from(epid), value);
     if (this.counter) this.raiseMax(value);
   }
 
   get maxNwkFrameCounter(): number {
     return this.maxFc;
-  }
-
-  // ------------------------------------------------------------------ groups (NV GROUP_TABLE)
-
-  /** GROUP_TABLE: u16 record count, then 20-byte records {endpoint, pad, groupId u16, name[16]}. */
-  groups(): Array<{ endpoint: number; groupId: number; name: Buffer }> {
-    const raw = this.nv.getLegacy(NV.GROUP_TABLE);
-    if (!raw || raw.length < 2) return [];
-    const count = raw.readUInt16LE(0);
-    const out: Array<{ endpoint: number; groupId: number; name: Buffer }> = [];
-    for (let i = 0; i < count && 2 + (i + 1) * 20 <= raw.length; i++) {
-      const rec = raw.subarray(2 + i * 20, 2 + (i + 1) * 20);
-      out.push({ endpoint: rec[0]!, groupId: rec.readUInt16LE(2), name: Buffer.from(rec.subarray(4, 20)) });
-    }
-    return out;
-  }
-
-  setGroups(groups: Array<{ endpoint: number; groupId: number; name: Buffer }>): void {
-    const slots = Math.max(
-      groups.length,
-      Math.floor(((this.nv.getLegacy(NV.GROUP_TABLE)?.length ?? 2) - 2) / 20),
-    );
-    const raw = Buffer.alloc(2 + slots * 20, 0xff);
-    raw.writeUInt16LE(groups.length, 0);
-    groups.forEach((g, i) => {
-      const rec = raw.subarray(2 + i * 20, 2 + (i + 1) * 20);
-      rec[0] = g.endpoint;
-      rec.writeUInt16LE(g.groupId, 2);
-      rec.fill(0, 4);
-      g.name.copy(rec, 4, 0, 16);
-    });
-    this.nv.setLegacy(NV.GROUP_TABLE, raw);
   }
 
   // ------------------------------------------------------------------ status
@@ -812,17 +618,6 @@ export class ZnpDevice {
       frames_per_second: this.fps,
     };
   }
-}
-
-function emptyTclkEntry(len: number): Buffer {
-  const b = Buffer.alloc(len);
-  if (len > 16) b[16] = 0xff;
-  return b;
-}
-
-/** Build the little-endian byte string of a u16 (handlers use it for short replies). */
-export function u16(v: number): Buffer {
-  return new Writer().u16(v).build();
 }
 
 export { DevState, StartupOption } from "./constants.js";

@@ -7,6 +7,7 @@ import { Writer } from "../codec.js";
 import { DevState } from "../constants.js";
 import { NIB_OFFSET } from "../defaults.js";
 import { Subsystem } from "../frame.js";
+import { type GroupRecord, readGroups, writeGroups } from "../nv-network.js";
 import type { ZnpDevice } from "../simulator.js";
 import { type CommandSpec, type CommandTable, Status, status } from "./types.js";
 
@@ -34,8 +35,6 @@ function addrRsp(dev: ZnpDevice): Buffer {
 function isSelf(dst: number): boolean {
   return dst === 0x0000;
 }
-
-type Group = { endpoint: number; groupId: number; name: Buffer };
 
 const commands: Array<[number, CommandSpec]> = [
   [
@@ -221,10 +220,10 @@ const commands: Array<[number, CommandSpec]> = [
       sreq: (dev, req) => {
         const endpoint = req.u8();
         const groupId = req.u16();
-        const groups = dev.groups();
+        const groups = readGroups(dev.nv);
         const kept = groups.filter((g) => !(g.endpoint === endpoint && g.groupId === groupId));
         if (kept.length === groups.length) return status(Status.FAILURE);
-        dev.setGroups(kept);
+        writeGroups(dev.nv, kept);
         return status(Status.SUCCESS);
       },
     },
@@ -235,7 +234,10 @@ const commands: Array<[number, CommandSpec]> = [
       name: "extRemoveAllGroup",
       sreq: (dev, req) => {
         const endpoint = req.u8();
-        dev.setGroups(dev.groups().filter((g) => g.endpoint !== endpoint));
+        writeGroups(
+          dev.nv,
+          readGroups(dev.nv).filter((g) => g.endpoint !== endpoint),
+        );
         return status(Status.SUCCESS);
       },
     },
@@ -246,8 +248,7 @@ const commands: Array<[number, CommandSpec]> = [
       name: "extFindAllGroupsEndpoint",
       sreq: (dev, req) => {
         const endpoint = req.u8();
-        const ids = dev
-          .groups()
+        const ids = readGroups(dev.nv)
           .filter((g) => g.endpoint === endpoint)
           .map((g) => g.groupId);
         const w = new Writer().u8(ids.length);
@@ -263,7 +264,9 @@ const commands: Array<[number, CommandSpec]> = [
       sreq: (dev, req) => {
         const endpoint = req.u8();
         const groupId = req.u16();
-        const found = dev.groups().find((g: Group) => g.endpoint === endpoint && g.groupId === groupId);
+        const found = readGroups(dev.nv).find(
+          (g: GroupRecord) => g.endpoint === endpoint && g.groupId === groupId,
+        );
         // Always status + aps_Group_t (id u16, name[16] = length + 15 chars): 19 bytes. A short reply
         // makes herdsman's parser throw and the request time out.
         if (!found) return Buffer.concat([Buffer.from([Status.FAILURE]), Buffer.alloc(18)]);
@@ -280,19 +283,19 @@ const commands: Array<[number, CommandSpec]> = [
         const groupId = req.u16();
         const nameLen = Math.min(req.u8(), 15);
         const nameChars = req.remaining >= nameLen ? req.bytes(nameLen) : Buffer.alloc(0);
-        const groups = dev.groups();
+        const groups = readGroups(dev.nv);
         if (groups.some((g) => g.endpoint === endpoint && g.groupId === groupId)) {
           return status(Status.APS_DUPLICATE_ENTRY);
         }
         const name = Buffer.alloc(16);
         name[0] = nameChars.length;
         nameChars.copy(name, 1);
-        dev.setGroups([...groups, { endpoint, groupId, name }]);
+        writeGroups(dev.nv, [...groups, { endpoint, groupId, name }]);
         return status(Status.SUCCESS);
       },
     },
   ],
-  [0x4c, { name: "extCountAllGroups", sreq: (dev) => status(dev.groups().length) }],
+  [0x4c, { name: "extCountAllGroups", sreq: (dev) => status(readGroups(dev.nv).length) }],
   [
     0x50,
     {
