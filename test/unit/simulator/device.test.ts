@@ -410,6 +410,22 @@ describe("network formation and start-up", () => {
   });
 });
 
+describe("channel change", () => {
+  it("moves the network to the requested channel on herdsman's Mgmt_NWK_Update_req (scan duration FE)", () => {
+    const { host } = makeDevice();
+    formLikeHerdsman(host);
+    // herdsman's payload: destination FFFD, broadcast mode, mask, FE, nwkUpdateId, padding
+    const req = Buffer.concat([u16(0xfffd), hex("0f"), u32(1 << 20), hex("fe"), hex("01"), hex("0000")]);
+    expect(host.sreq(Subsystem.ZDO, 0x37, req)).toEqual(hex("00"));
+    vi.advanceTimersByTime(1000);
+    const nib = host.osalRead(0x0021)!;
+    expect(nib[24]).toBe(20);
+    expect(nib.readUInt32LE(40)).toBe(1 << 20);
+    expect(nib[114]).toBe(1);
+    expect(host.sreq(Subsystem.ZDO, 0x50)[23]).toBe(20);
+  });
+});
+
 describe("the network frame counter", () => {
   it("advances while started and a host is connected, and is stored in NV and NWKKEY", () => {
     const { host, dev, nv } = makeDevice({ fps: 10 });
