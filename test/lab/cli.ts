@@ -18,6 +18,12 @@ import { enterArgv } from "./host/namespaces.js";
 import type { HostId } from "./host/naming.js";
 import { DEFAULT_LAB_NAME, Lab } from "./world.js";
 
+// `npm run lab -- status | head` closes the pipe early: not an error.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
+
 const program = new Command()
   .name("lab")
   .description("the zigbee2mqtt-ha lab: a multi-host test world in network namespaces")

@@ -19,7 +19,7 @@ import {
   hostAddress,
   networkSettings,
 } from "./host/naming.js";
-import { mergeConfig } from "./world.js";
+import { mergeConfig } from "./host/sidecar.js";
 
 describe("names and addresses", () => {
   it("accepts short lowercase names only (they end up in 15-character interface names)", () => {

@@ -267,7 +267,7 @@ describe("the sidecar in the lab", () => {
         headers: { authorization: `Bearer ${sidecar.token}` },
       });
       expect(info.status).toBe(200);
-      expect(await info.json()).toMatchObject({ cluster_name: `lab-${lab.name}`, nodes: ["node1", "node2"] });
+      expect(await info.json()).toMatchObject({ cluster_name: `lab-${lab.name}`, nodes: lab.info.nodeIds });
     } finally {
       expect(await sidecar.stop()).toBe(0);
     }

@@ -9,48 +9,14 @@
  *
  * See docs/lab.md for the picture.
  */
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
 import type { MqttClient } from "mqtt";
-import { parse, stringify } from "yaml";
-import { planAddresses } from "./host/addressing.js";
-import {
-  MQTT_PORT,
-  SNMP_TRAP_PORT,
-  startMosquitto,
-  startSnmptrapd,
-  writeControllerConfigs,
-} from "./host/controller.js";
-import { dongleHostPaths, simulatorEntry, startDongle } from "./host/dongle.js";
+import { buildInstance, healInstance } from "./host/bringup.js";
 import { activeFaults, applyFault, type FaultKind, type FaultOptions, isFaultKind } from "./host/faults.js";
-import {
-  DATA_DIR,
-  FRONTEND_PORT,
-  HOME_DIR,
-  RC_SERVICE,
-  SERIAL_PORT,
-  SERVICE,
-  STAGING_DIR,
-  ZIGBEE_USER,
-  z2mConfiguration,
-} from "./host/files.js";
-import {
-  freeUserId,
-  type HostExec,
-  knownHosts,
-  nodeHostKeyFingerprint,
-  pidfileAlive,
-  SSHD_PIDFILE,
-  shapeHostFilesystem,
-  sshdStart,
-  sshTrustFiles,
-  tcpOpen,
-  writeControllerFiles,
-  writeNodeFiles,
-} from "./host/hosts.js";
-import { ensureKeyPair } from "./host/keys.js";
-import { layout as layoutOf, RUN_BASE } from "./host/layout.js";
+import { HOME_DIR, RC_SERVICE, SERVICE, ZIGBEE_USER, z2mConfiguration } from "./host/files.js";
+import { type HostExec, pidfileAlive, SSHD_PIDFILE, sshTrustFiles } from "./host/hosts.js";
+import { REPO } from "./host/install.js";
+import { layout as layoutOf } from "./host/layout.js";
 import { withInstanceLock } from "./host/lock.js";
 import {
   type BridgeSnapshot,
@@ -59,41 +25,33 @@ import {
   readBridge,
   waitForBridge,
 } from "./host/mqtt.js";
-import {
-  createHostNamespaces,
-  destroyInstance,
-  type EnterOptions,
-  ensurePrivateNsDir,
-  enterArgv,
-  listRunDirs,
-} from "./host/namespaces.js";
+import { destroyInstance, type EnterOptions, enterArgv } from "./host/namespaces.js";
 import {
   checkLabName,
   checkNodeCount,
   DEFAULT_LAB_NAME,
   DEFAULT_NODES,
-  dongleIeee,
   type HostId,
-  hostAddress,
   isNodeId,
-  netnsName,
-  networkSettings,
-  nodeIds,
-  rootLinkName,
 } from "./host/naming.js";
-import { buildNetwork, linkLocalAddresses } from "./host/network.js";
-import { LabCommandError, type RunResult, shellQuote, sleep, tryRun, waitFor } from "./host/run.js";
+import { LabCommandError, type RunResult, shellQuote, sleep, tryRun } from "./host/run.js";
+import { type RunningSidecar, startSidecarInController, writeSidecarConfig } from "./host/sidecar.js";
 import { type ActiveFault, type LabInfo, type NodeInfo, readLabInfo, writeLabInfo } from "./host/state.js";
 import { SimulatorClient } from "./simulator/client.js";
 
-export type { ActiveFault, BridgeSnapshot, FaultKind, FaultOptions, HostId, LabInfo, NodeInfo, RunResult };
-export { DEFAULT_LAB_NAME, LabCommandError };
+export type {
+  ActiveFault,
+  BridgeSnapshot,
+  FaultKind,
+  FaultOptions,
+  HostId,
+  LabInfo,
+  NodeInfo,
+  RunningSidecar,
+  RunResult,
+};
+export { DEFAULT_LAB_NAME, LabCommandError, REPO };
 
-export const REPO = resolve(import.meta.dirname, "..", "..");
-const CACHE = process.env.Z2MHA_CACHE ?? "/var/cache/zigbee2mqtt-ha";
-const Z2M_DIR = join(CACHE, "zigbee2mqtt");
-const Z2M_INDEX = join(Z2M_DIR, "node_modules", "zigbee2mqtt", "index.js");
-const ZNP_VENV = join(CACHE, "znp-venv");
 /** zigbee2mqtt's start to "online" takes seconds; this bounds a start that hangs. */
 const ONLINE_TIMEOUT = 120_000;
 
@@ -140,19 +98,6 @@ export interface TrapRecord {
   varbinds: { oid: string; value: string }[];
 }
 
-export interface RunningSidecar {
-  url: string;
-  token: string;
-  configPath: string;
-  logPath: string;
-  /** The sidecar's stdout and stderr so far. */
-  output(): string;
-  /** SIGTERM (or `signal`) and wait for it to exit; resolves with its exit code. */
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
-}
-
-let sidecarCounter = 0;
-
 export class Lab {
   readonly layout;
   private current: LabInfo;
@@ -180,12 +125,12 @@ export class Lab {
           );
         }
         const lab = new Lab(name, existing);
-        if (await lab.heal(log)) return lab;
+        if (await healInstance(lab, log)) return lab;
         log(`lab ${name} is damaged beyond repair: rebuilding it`);
       }
       await destroyInstance(layout, name);
       try {
-        return await Lab.build(name, nodes, options, log);
+        return await buildInstance(name, nodes, options, log, (info) => new Lab(name, info));
       } catch (error) {
         if (!options.keepOnFailure) await destroyInstance(layout, name);
         throw error;
@@ -249,7 +194,7 @@ export class Lab {
 
   async status(): Promise<LabStatus> {
     const info = this.refresh();
-    const exec: HostExec = (h, argv, o) => this.exec(h, argv, o);
+    const exec = this.hostExec();
     const hosts: HostStatus[] = [];
     const controllerUp = (await this.exec("controller", ["true"], { timeout: 10_000 })).code === 0;
     hosts.push({
@@ -533,53 +478,7 @@ export class Lab {
    * node id to change single nodes. Each call gets its own state dir unless overridden.
    */
   sidecarConfig(overrides: Record<string, unknown> = {}): string {
-    const info = this.current;
-    sidecarCounter += 1;
-    const dir = join(
-      this.layout.controller.sidecarDir,
-      `sidecar-${Date.now().toString(36)}-${process.pid}-${sidecarCounter}`,
-    );
-    mkdirSync(dir, { recursive: true });
-    const base = {
-      cluster_name: `lab-${this.name}`,
-      state_dir: join(dir, "state"),
-      log_level: "info",
-      server: { host: info.linkLocal.controller, port: 8485 },
-      mqtt: { url: `mqtt://127.0.0.1:${MQTT_PORT}`, base_topic: "zigbee2mqtt" },
-      nodes: info.nodeIds.map((id) => {
-        const node = info.nodes[id]!;
-        return {
-          id,
-          ssh: {
-            host: node.address,
-            port: node.ssh.port,
-            user: node.ssh.user,
-            private_key: info.ssh.privateKey,
-            host_key: node.ssh.originalHostKeyFingerprint,
-          },
-          data_dir: node.dataDir,
-          staging_dir: node.stagingDir,
-          coordinator: { port: node.serialPort, tools: ["sudo", "python3", "-m", "zigpy_znp.tools"] },
-          service: {
-            start: ["sudo", "rc-service", SERVICE, "start"],
-            stop: ["sudo", "rc-service", SERVICE, "stop"],
-            status: ["sudo", "rc-service", SERVICE, "status"],
-          },
-          overrides: { "frontend.host": node.address, "serial.port": node.serialPort },
-        };
-      }),
-      snmp: {
-        targets: [
-          { host: info.controller.address, port: SNMP_TRAP_PORT, version: "2c", community: "public" },
-        ],
-      },
-    };
-    const merged = mergeConfig(base, overrides);
-    const path = join(dir, "config.yaml");
-    writeFileSync(path, `# sidecar config for lab ${this.name} (generated)\n${stringify(merged)}`, {
-      mode: 0o600,
-    });
-    return path;
+    return writeSidecarConfig(this.current, this.layout, overrides);
   }
 
   /**
@@ -587,79 +486,8 @@ export class Lab {
    * answers /healthz; returns its URL (reachable from the root namespace when the server listens on
    * the controller's link-local address, as generated configs do) and its token.
    */
-  async startSidecar(
-    configPath: string,
-    { timeout = 30_000, env = {} }: { timeout?: number; env?: Record<string, string> } = {},
-  ): Promise<RunningSidecar> {
-    const config = parse(readFileSync(configPath, "utf8")) as {
-      state_dir?: string;
-      server?: { host?: string; port?: number; token?: string; token_file?: string };
-    };
-    const host = config.server?.host ?? "127.0.0.1";
-    const port = config.server?.port ?? 8485;
-    const url = `http://${host}:${port}`;
-    const dir = join(configPath, "..");
-    const logPath = join(dir, "sidecar.log");
-    const pidfile = join(dir, "sidecar.pid");
-    const cli = join(REPO, "dist", "cli.js");
-    if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build`);
-    const argv = enterArgv(
-      this.layout,
-      this.name,
-      "controller",
-      [
-        "/bin/sh",
-        "-c",
-        'echo $$ >"$1"; shift; exec "$@"',
-        "sh",
-        pidfile,
-        process.execPath,
-        cli,
-        "serve",
-        "--config",
-        configPath,
-      ],
-      { cwd: REPO, env },
-    );
-    const out = openSync(logPath, "a");
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", out, out] });
-    const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)));
-    const output = () => (existsSync(logPath) ? readFileSync(logPath, "utf8") : "");
-    const reachableFromRoot = host === this.current.linkLocal.controller;
-    await waitFor(
-      `the sidecar at ${url}`,
-      async () => {
-        if (child.exitCode !== null)
-          throw new Error(`it exited with ${child.exitCode}:\n${output().slice(-3000)}`);
-        if (reachableFromRoot) {
-          const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
-          return response.ok ? true : undefined;
-        }
-        const probe = await this.exec("controller", ["curl", "-fsS", "-m", "2", `${url}/healthz`]);
-        return probe.code === 0 ? true : undefined;
-      },
-      { timeout, interval: 200 },
-    ).catch((error: Error) => {
-      child.kill("SIGKILL");
-      throw new Error(`the sidecar did not come up: ${error.message}`);
-    });
-    const tokenFile =
-      config.server?.token_file ?? join(config.state_dir ?? "/var/lib/zigbee2mqtt-ha", "token");
-    const token = config.server?.token ?? readFileSync(tokenFile, "utf8").trim();
-    const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
-      if (child.exitCode === null && child.signalCode === null) {
-        await this.exec("controller", [
-          "/bin/sh",
-          "-c",
-          'pid=$(cat "$1") && kill "-$2" "$pid"',
-          "sh",
-          pidfile,
-          signal.replace(/^SIG/, ""),
-        ]);
-      }
-      return exited;
-    };
-    return { url, token, configPath, logPath, output, stop };
+  startSidecar(configPath: string, options: { timeout?: number; env?: Record<string, string> } = {}) {
+    return startSidecarInController(this.current, this.layout, this.hostExec(), configPath, options);
   }
 
   // --- internals -----------------------------------------------------------------------------------
@@ -685,6 +513,10 @@ export class Lab {
     return info;
   }
 
+  private hostExec(): HostExec {
+    return (host, argv, options) => this.exec(host, argv, options);
+  }
+
   private faultContext() {
     return {
       name: this.name,
@@ -692,7 +524,7 @@ export class Lab {
       repo: REPO,
       info: () => this.current,
       update: (change: (info: LabInfo) => void) => this.update(change),
-      exec: ((h, argv, o) => this.exec(h, argv, o)) as HostExec,
+      exec: this.hostExec(),
     };
   }
 
@@ -705,298 +537,4 @@ export class Lab {
       return `not answering (${(error as Error).message})`;
     }
   }
-
-  /**
-   * Restarts whatever basic service of an instance that is up has stopped (Mosquitto, snmptrapd,
-   * sshd, dongles); false when a host itself is gone (then the instance is rebuilt).
-   */
-  private async heal(log: (line: string) => void): Promise<boolean> {
-    const exec: HostExec = (h, argv, o) => this.exec(h, argv, o);
-    const info = this.current;
-    for (const host of ["controller", ...info.nodeIds] as HostId[]) {
-      if ((await this.exec(host, ["true"], { timeout: 10_000 })).code !== 0) return false;
-    }
-    const addresses = { lab: info.controller.address, linkLocal: info.linkLocal.controller };
-    await startMosquitto(exec, this.layout, addresses);
-    await startSnmptrapd(exec, this.layout, addresses, REPO);
-    for (const id of info.nodeIds as HostId[]) {
-      if (!(await pidfileAlive(exec, id, SSHD_PIDFILE))) {
-        log(`${id}: starting sshd`);
-        await sshdStart(exec, id);
-      }
-      if (info.zigbee) {
-        await startDongle(exec, {
-          repo: REPO,
-          node: id,
-          ieee: info.nodes[id]!.ieee,
-          nodeLabDir: this.layout.node(id).lab,
-          ...(info.nodes[id]!.simulator.tcp ? { tcp: info.nodes[id]!.simulator.tcp } : {}),
-        });
-      }
-    }
-    log(`lab ${this.name} is up`);
-    return true;
-  }
-
-  private static async build(
-    name: string,
-    count: number,
-    options: UpOptions,
-    log: (line: string) => void,
-  ): Promise<Lab> {
-    const zigbee = options.zigbee ?? true;
-    preflight(zigbee);
-    const started = Date.now();
-    const step = (what: string) => log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${what}`);
-    const layout = layoutOf(name);
-    const others = listRunDirs(RUN_BASE)
-      .filter((other) => other !== name)
-      .map((other) => readLabInfo(layoutOf(other).labJson))
-      .filter((other): other is LabInfo => other !== undefined)
-      .map((other) => ({
-        subnet: other.subnet.replace(/\/24$/, ""),
-        linkLocal: Number(other.linkLocal.root.split(".")[2]),
-      }));
-    const plan = await planAddresses(name, others);
-    const ids = nodeIds(count);
-    const ll = linkLocalAddresses(plan.linkLocal);
-    const controllerAddress = hostAddress(plan.subnet, "controller");
-    step(
-      `lab ${name}: subnet ${plan.subnet}/24, controller ${controllerAddress} (root namespace: ${ll.controller})`,
-    );
-
-    mkdirSync(layout.keysDir, { recursive: true, mode: 0o700 });
-    await ensureKeyPair(layout.privateKey, `controller@lab-${name}`);
-    const uid = freeUserId();
-    const hosts = [
-      { address: controllerAddress, names: ["controller"] },
-      ...ids.map((id) => ({ address: hostAddress(plan.subnet, id), names: [id] })),
-    ];
-    const nodesList = ids.map((id) => ({ id, address: hostAddress(plan.subnet, id) }));
-    await Promise.all(
-      ids.map((id) =>
-        writeNodeFiles(layout, {
-          id,
-          hosts,
-          uid,
-          z2mIndex: Z2M_INDEX,
-          nodeBinary: process.execPath,
-          znpVenv: ZNP_VENV,
-        }),
-      ),
-    );
-    for (const id of ids) {
-      const trust = sshTrustFiles(layout, nodesList, id, options.peerSsh ?? false);
-      writeFileSync(join(layout.node(id).home, ".ssh", "authorized_keys"), trust.authorizedKeys, {
-        mode: 0o600,
-      });
-      writeFileSync(join(layout.node(id).home, ".ssh", "known_hosts"), knownHosts(layout, nodesList), {
-        mode: 0o644,
-      });
-    }
-    writeControllerFiles(layout, hosts, nodesList);
-    const addresses = { lab: controllerAddress, linkLocal: ll.controller };
-    writeControllerConfigs(layout, addresses);
-
-    const nodes: Record<string, NodeInfo> = {};
-    for (const { id, address } of nodesList) {
-      const fp = await nodeHostKeyFingerprint(layout, id);
-      const paths = dongleHostPaths(layout.node(id).lab);
-      nodes[id] = {
-        id,
-        hostname: id,
-        netns: netnsName(name, id),
-        address,
-        ieee: dongleIeee(name, id),
-        ssh: {
-          host: address,
-          port: 22,
-          user: ZIGBEE_USER,
-          hostKeyFingerprint: fp,
-          originalHostKeyFingerprint: fp,
-        },
-        frontend: { host: address, port: FRONTEND_PORT },
-        dataDir: DATA_DIR,
-        homeDir: HOME_DIR,
-        stagingDir: STAGING_DIR,
-        serialPort: SERIAL_PORT,
-        zigbeeKey: { private: layout.node(id).zigbeeKey, public: `${layout.node(id).zigbeeKey}.pub` },
-        simulator: {
-          control: paths.control,
-          state: paths.state,
-          log: paths.log,
-          ...(options.dongleTcp ? { tcp: `${address}:6638` } : {}),
-        },
-      };
-    }
-    const info: LabInfo = {
-      version: 1,
-      name,
-      complete: false,
-      createdAt: new Date().toISOString(),
-      repo: REPO,
-      runDir: layout.runDir,
-      subnet: `${plan.subnet}/24`,
-      linkLocal: { rootInterface: rootLinkName(name), root: ll.root, controller: ll.controller },
-      controller: {
-        hostname: "controller",
-        netns: netnsName(name, "controller"),
-        address: controllerAddress,
-        mqttUrl: `mqtt://${ll.controller}:${MQTT_PORT}`,
-        labMqttUrl: `mqtt://${controllerAddress}:${MQTT_PORT}`,
-        snmptrapd: { host: ll.controller, port: SNMP_TRAP_PORT, labHost: controllerAddress },
-        trapLog: layout.controller.trapLog,
-        trapJson: layout.controller.trapJson,
-        knownHosts: layout.controller.knownHosts,
-        sidecarDir: layout.controller.sidecarDir,
-      },
-      ssh: { user: ZIGBEE_USER, privateKey: layout.privateKey, publicKey: `${layout.privateKey}.pub` },
-      network: networkSettings(name),
-      nodeIds: ids,
-      nodes,
-      z2m: { dir: Z2M_DIR, version: z2mVersion() },
-      znp: { venv: ZNP_VENV },
-      peerSsh: options.peerSsh ?? false,
-      zigbee,
-    };
-    writeLabInfo(layout.labJson, info);
-    const lab = new Lab(name, info);
-    const exec: HostExec = (h, argv, o) => lab.exec(h, argv, o);
-
-    await buildNetwork({
-      name,
-      subnet: plan.subnet,
-      linkLocal: plan.linkLocal,
-      hosts: [
-        { id: "controller", address: controllerAddress },
-        ...nodesList.map((n) => ({ id: n.id, address: n.address })),
-      ],
-    });
-    step("network built");
-    const allHosts: HostId[] = ["controller", ...ids];
-    await ensurePrivateNsDir(layout);
-    await Promise.all(allHosts.map((host) => createHostNamespaces(layout, name, host)));
-    await Promise.all(
-      allHosts.map((host) => shapeHostFilesystem(layout, name, host, { uid, z2mDir: Z2M_DIR })),
-    );
-    step("hosts created");
-
-    await startMosquitto(exec, layout, addresses);
-    await startSnmptrapd(exec, layout, addresses, REPO);
-    await Promise.all(
-      ids.map(async (id) => {
-        await sshdStart(exec, id);
-        await waitFor(`sshd on ${id}`, async () =>
-          (await tcpOpen(exec, "controller", nodes[id]!.address, 22)) ? true : undefined,
-        );
-        if (zigbee) {
-          await startDongle(exec, {
-            repo: REPO,
-            node: id,
-            ieee: nodes[id]!.ieee,
-            nodeLabDir: layout.node(id).lab,
-            ...(nodes[id]!.simulator.tcp ? { tcp: nodes[id]!.simulator.tcp } : {}),
-          });
-        }
-        await lab.writeFile(id, `${DATA_DIR}/configuration.yaml`, lab.configuration(id), {
-          user: ZIGBEE_USER,
-        });
-      }),
-    );
-    step(`controller and nodes running (Mosquitto, snmptrapd, sshd${zigbee ? ", dongles" : ""})`);
-
-    if (zigbee) {
-      const first = ids[0]!;
-      const start = await lab.service(first, "start");
-      if (start.code !== 0)
-        throw new Error(`zigbee2mqtt did not start on ${first}: ${start.stdout}${start.stderr}`);
-      await lab.waitForZigbee2mqtt(first);
-      step(`zigbee2mqtt online on ${first}`);
-    }
-    lab.update((i) => {
-      i.complete = true;
-    });
-    step(`lab ${name} is up`);
-    return lab;
-  }
-}
-
-function z2mVersion(): string {
-  try {
-    const pkg = JSON.parse(
-      readFileSync(join(Z2M_DIR, "node_modules", "zigbee2mqtt", "package.json"), "utf8"),
-    ) as {
-      version: string;
-    };
-    return pkg.version;
-  } catch {
-    return "unknown";
-  }
-}
-
-/** Fails with everything that is missing at once, and what installs it. */
-function preflight(zigbee: boolean): void {
-  if (process.getuid?.() !== 0) throw new Error("the lab needs root (network and mount namespaces)");
-  const missing: string[] = [];
-  const commands = [
-    "/usr/sbin/sshd",
-    "/usr/bin/ssh-keygen",
-    "/usr/bin/rsync",
-    "/usr/sbin/mosquitto",
-    "/usr/sbin/snmptrapd",
-    "/usr/bin/snmptrap",
-    "/usr/bin/socat",
-    "/usr/bin/sudo",
-    "/usr/bin/nsenter",
-    "/usr/bin/unshare",
-    "/usr/bin/setpriv",
-    "/usr/sbin/iptables",
-    "/usr/bin/python3",
-    "/usr/bin/curl",
-  ];
-  for (const command of commands) if (!existsSync(command)) missing.push(command);
-  if (!existsSync(join(ZNP_VENV, "bin", "python3"))) missing.push(`${ZNP_VENV} (scripts/setup/30-znp.sh)`);
-  if (zigbee) {
-    if (!existsSync(Z2M_INDEX)) missing.push(`${Z2M_INDEX} (scripts/setup/40-z2m.sh)`);
-    const sim = simulatorEntry(REPO);
-    for (const file of [sim.tsx, sim.main]) if (!existsSync(file)) missing.push(file);
-  }
-  if (missing.length > 0) {
-    throw new Error(
-      `the lab cannot start; missing:\n  ${missing.join("\n  ")}\nrun scripts/setup.sh (as root) first`,
-    );
-  }
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** Deep merge for config overrides; `nodes` given as an object keyed by id merges into those nodes. */
-export function mergeConfig(
-  base: Record<string, unknown>,
-  overrides: Record<string, unknown>,
-): Record<string, unknown> {
-  const result: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(overrides)) {
-    const current = result[key];
-    if (value === undefined) {
-      delete result[key];
-    } else if (key === "nodes" && Array.isArray(current) && isPlainObject(value)) {
-      const unknown = Object.keys(value).filter(
-        (id) => !current.some((n) => isPlainObject(n) && n.id === id),
-      );
-      if (unknown.length > 0) throw new Error(`sidecarConfig: no node ${unknown.join(", ")} to override`);
-      result[key] = current.map((n) =>
-        isPlainObject(n) && isPlainObject(value[n.id as string])
-          ? mergeConfig(n, value[n.id as string] as Record<string, unknown>)
-          : n,
-      );
-    } else if (isPlainObject(current) && isPlainObject(value)) {
-      result[key] = mergeConfig(current, value);
-    } else {
-      result[key] = value;
-    }
-  }
-  return result;
 }
