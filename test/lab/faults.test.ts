@@ -4,6 +4,7 @@
  * dongle.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { waitFor } from "./host/run.js";
 import { type FaultKind, type HostId, Lab } from "./world.js";
 
 let lab: Lab;
@@ -184,13 +185,25 @@ describe("faults", () => {
   });
 
   it("stop-mqtt / start-mqtt: the broker is gone, then back, and zigbee2mqtt reconnects", async () => {
+    const connections = async () =>
+      (await lab.zigbee2mqttLog("node1", 100_000)).split("Connected to MQTT server").length;
+    const before = await connections();
     await lab.fault("stop-mqtt", "controller");
     await expect(lab.mqtt()).rejects.toThrow();
     expect(await faultsOf("controller")).toContain("stop-mqtt");
     await lab.fault("start-mqtt", "controller");
     const client = await lab.mqtt();
     await client.endAsync();
-    await lab.waitForZigbee2mqtt("node1", { timeout: 90_000 });
+    await waitFor(
+      "zigbee2mqtt to reconnect",
+      async () => ((await connections()) > before ? true : undefined),
+      {
+        timeout: 90_000,
+        interval: 500,
+      },
+    );
+    // Retained messages survived the restart (persistence), and zigbee2mqtt is online again.
+    await lab.waitForZigbee2mqtt("node1");
   });
 
   it("refuses faults on hosts they do not apply to, and unknown kinds", async () => {

@@ -521,7 +521,6 @@ export class Lab {
     return {
       name: this.name,
       layout: this.layout,
-      repo: REPO,
       info: () => this.current,
       update: (change: (info: LabInfo) => void) => this.update(change),
       exec: this.hostExec(),

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { SimulatorClient } from "../simulator/client.js";
 import { SERIAL_PORT } from "./files.js";
-import { daemonArgv, type HostExec, pidfileAlive, stopPidfile } from "./hosts.js";
+import { daemonArgv, type HostExec, pidfileAlive } from "./hosts.js";
 import { NODE_LAB_DIR } from "./layout.js";
 import type { HostId } from "./naming.js";
 import { waitFor } from "./run.js";
@@ -91,11 +91,6 @@ export async function startDongle(exec: HostExec, options: DongleStartOptions): 
     },
     { timeout: 30_000, interval: 250 },
   );
-}
-
-export async function stopDongle(exec: HostExec, node: HostId): Promise<void> {
-  if (await pidfileAlive(exec, node, DONGLE.pid))
-    await stopPidfile(exec, node, DONGLE.pid, "the dongle simulator");
 }
 
 function tailOf(path: string): string {

@@ -97,7 +97,6 @@ export interface FaultOptions {
 export interface FaultContext {
   name: string;
   layout: Layout;
-  repo: string;
   info: () => LabInfo;
   update: (change: (info: LabInfo) => void) => LabInfo;
   exec: HostExec;
