@@ -5,7 +5,7 @@ import { checkPlainPath } from "./files.js";
 import { type HostExec, pidfileAlive, stopPidfile, tcpOpen } from "./hosts.js";
 import type { Layout } from "./layout.js";
 import { SYSTEM_PYTHON } from "./namespaces.js";
-import { waitFor } from "./run.js";
+import { lastLines, waitFor } from "./run.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const TRAP_HANDLER = join(here, "trap-log.py");
@@ -67,7 +67,7 @@ export async function startMosquitto(exec: HostExec, layout: Layout, addresses: 
   const result = await exec("controller", ["mosquitto", "-d", "-c", layout.controller.mosquittoConf]);
   if (result.code !== 0)
     throw new Error(
-      `mosquitto did not start: ${result.stderr.trim() || tail(layout.controller.mosquittoLog)}`,
+      `mosquitto did not start: ${result.stderr.trim() || lastLines(layout.controller.mosquittoLog)}`,
     );
   await waitFor("mosquitto to listen", async () =>
     (await tcpOpen(exec, "controller", addresses.linkLocal, MQTT_PORT)) ? true : undefined,
@@ -100,7 +100,7 @@ export async function startSnmptrapd(
     `udp:${addresses.lab}:${SNMP_TRAP_PORT},udp:${addresses.linkLocal}:${SNMP_TRAP_PORT}`,
   ]);
   if (result.code !== 0)
-    throw new Error(`snmptrapd did not start: ${result.stderr.trim() || tail(c.trapLog)}`);
+    throw new Error(`snmptrapd did not start: ${result.stderr.trim() || lastLines(c.trapLog)}`);
   await waitFor("snmptrapd to run", async () =>
     (await pidfileAlive(exec, "controller", c.snmptrapdPid)) ? true : undefined,
   );
@@ -123,12 +123,4 @@ export function mibOptions(repo: string): string[] {
     )
     .filter((module): module is string => module !== undefined);
   return ["-M", `+${standard}:${own}`, "-m", ["SNMPv2-MIB", ...modules].join(":")];
-}
-
-function tail(path: string): string {
-  try {
-    return readFileSync(path, "utf8").trim().split("\n").slice(-10).join("\n");
-  } catch {
-    return "";
-  }
 }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { SimulatorClient } from "../simulator/client.js";
@@ -6,7 +6,7 @@ import { SERIAL_PORT } from "./files.js";
 import { daemonArgv, type HostExec, pidfileAlive } from "./hosts.js";
 import { NODE_LAB_DIR } from "./layout.js";
 import type { HostId } from "./naming.js";
-import { waitFor } from "./run.js";
+import { lastLines, waitFor } from "./run.js";
 
 /** The simulated dongle's files, in the node's view (/run/lab is the node's lab dir). */
 export const DONGLE = {
@@ -83,7 +83,7 @@ export async function startDongle(exec: HostExec, options: DongleStartOptions): 
     `the dongle simulator on ${options.node}`,
     async () => {
       if (!(await pidfileAlive(exec, options.node, DONGLE.pid))) {
-        throw new Error(`it exited: ${tailOf(paths.output)}`);
+        throw new Error(`it exited: ${lastLines(paths.output)}`);
       }
       await new SimulatorClient(paths.control, 2_000).status();
       const pty = await exec(options.node, ["test", "-e", SERIAL_PORT]);
@@ -91,12 +91,4 @@ export async function startDongle(exec: HostExec, options: DongleStartOptions): 
     },
     { timeout: 30_000, interval: 250 },
   );
-}
-
-function tailOf(path: string): string {
-  try {
-    return readFileSync(path, "utf8").trim().split("\n").slice(-10).join("\n");
-  } catch {
-    return "(no output)";
-  }
 }

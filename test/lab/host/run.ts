@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 
 export interface RunOptions {
@@ -124,5 +125,14 @@ export async function waitFor<T>(
       );
     }
     await sleep(interval);
+  }
+}
+
+/** The last lines of a log file, for error messages; a note when there is none. */
+export function lastLines(path: string, count = 10): string {
+  try {
+    return readFileSync(path, "utf8").trim().split("\n").slice(-count).join("\n");
+  } catch {
+    return `(nothing in ${path})`;
   }
 }
