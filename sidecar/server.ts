@@ -119,6 +119,8 @@ export async function startSidecar(config: Config, options: SidecarOptions = {})
     snapshots: new SnapshotStore(config.state_dir),
     metrics,
     exclude: excludeMatcher(config.sync.exclude),
+    // Replaced by the cluster, which owns the monitor.
+    unreachable: () => false,
   };
   const cluster = new Cluster(cx, {
     instanceId,

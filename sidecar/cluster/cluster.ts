@@ -46,6 +46,7 @@ export class Cluster implements ClusterService {
     private readonly options: ClusterOptions,
   ) {
     this.monitor = new Monitor(cx);
+    cx.unreachable = (id) => this.monitor.status(id)?.health === "unreachable";
     this.policy = new FailoverPolicy(cx, this.monitor, {
       restart: (node, trigger, reason) => this.#startQuietly(() => this.#restart(node, trigger, reason)),
       failover: (target, trigger, reason) =>
@@ -218,7 +219,7 @@ export class Cluster implements ClusterService {
       syncPlan(this.cx, {
         trigger,
         ...(reason ? { reason } : {}),
-        refreshBackup: trigger === "schedule" ? "auto" : true,
+        refreshBackup: "auto",
       }),
     );
   }

@@ -26,6 +26,8 @@ export interface ClusterContext {
   metrics: ClusterMetrics;
   /** Matches data-dir paths that are never copied (log/, ota/, configured patterns). */
   exclude: (relativePath: string) => boolean;
+  /** Whether monitoring already knows the node is unreachable (so operations fail fast). */
+  unreachable: (id: string) => boolean;
 }
 
 export function nodeOf(cx: ClusterContext, id: string): ZigbeeNode {

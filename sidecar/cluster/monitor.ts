@@ -7,6 +7,8 @@ interface NodeWatch {
   quick?: NodeProbe;
   full?: NodeProbe;
   failures: number;
+  /** Whether any probe has ever reached the node (a node never reached is unreachable at once). */
+  everReached?: boolean;
   /** When the current run of failed probes began. */
   failingSince?: number;
   status?: NodeStatus;
@@ -70,6 +72,7 @@ export class Monitor {
     const probe = full ? await fullProbe(this.cx, id) : await quickProbe(this.cx, id);
     watch.quick = probe;
     if (probe.reachable) {
+      watch.everReached = true;
       watch.failures = 0;
       delete watch.failingSince;
       if (full) {
@@ -95,7 +98,8 @@ export class Monitor {
       bridge: this.cx.watcher.status(),
       quick: watch.quick,
       failures: watch.failures,
-      failureThreshold: this.cx.config.monitor.failures,
+      // One failure in a row is "unreachable" for a node that has never answered.
+      failureThreshold: watch.everReached ? this.cx.config.monitor.failures : 1,
       full: watch.full,
       latestSnapshotId: this.cx.snapshots.latestData()?.id,
       stagingMaxAgeMs: this.cx.config.monitor.staging_max_age,

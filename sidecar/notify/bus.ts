@@ -41,6 +41,8 @@ export class EventBus {
   since(seq: number): Stamped[] | undefined {
     const first = this.#history[0];
     if (first && first.seq > seq + 1) return undefined;
+    // An id from before a restart (ids start again at 1): what was missed cannot be told.
+    if (seq > this.#seq) return undefined;
     return this.#history.filter((e) => e.seq > seq);
   }
 

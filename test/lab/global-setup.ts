@@ -21,7 +21,8 @@ declare module "vitest" {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   execFileSync("npx", ["tsup", "--silent"], { cwd: REPO, stdio: "inherit" });
   const started = Date.now();
-  await Lab.up({ name: TEST_LAB_NAME, nodes: 2 });
+  // Three nodes: one active and two standbys, so that "the other standbys still get it" is testable.
+  await Lab.up({ name: TEST_LAB_NAME, nodes: 3 });
   console.log(`lab ${TEST_LAB_NAME} up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   project.provide("labName", TEST_LAB_NAME);
   return async () => {

@@ -16,6 +16,11 @@ function triggerOf(headers: Record<string, unknown>): string {
   return typeof client === "string" && /^[a-z0-9-]{1,32}$/.test(client) ? client : "api";
 }
 
+/** The body may be left out altogether (no content, or `null`): it then counts as `{}`. */
+function optionalBody<T extends z.ZodObject>(schema: T) {
+  return schema.nullish().transform((value): z.output<T> => value ?? ({} as z.output<T>));
+}
+
 const accepted = {
   202: operationRecord,
   400: errorBody,
@@ -37,7 +42,7 @@ export const operationRoutes: FastifyPluginAsyncZod<{ cluster: ClusterService }>
         summary: "Planned switchover to another node",
         description:
           "Starts the operation and answers 202 with it; 409 while another mutating operation runs.",
-        body: switchoverRequest.optional().default({}),
+        body: optionalBody(switchoverRequest),
         response: accepted,
       },
     },
@@ -51,7 +56,7 @@ export const operationRoutes: FastifyPluginAsyncZod<{ cluster: ClusterService }>
       schema: {
         tags: ["operations"],
         summary: "Unplanned takeover when the active node is dead: fence it, restore on the target",
-        body: failoverRequest.optional().default({}),
+        body: optionalBody(failoverRequest),
         response: accepted,
       },
     },
@@ -65,7 +70,7 @@ export const operationRoutes: FastifyPluginAsyncZod<{ cluster: ClusterService }>
       schema: {
         tags: ["operations"],
         summary: "Copy the active node's data dir to every standby's staging dir now",
-        body: syncRequest.optional().default({}),
+        body: optionalBody(syncRequest),
         response: accepted,
       },
     },

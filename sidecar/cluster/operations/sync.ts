@@ -142,6 +142,11 @@ export function refreshBackupStep(
         ctx.backup = `fresh enough (zigbee2mqtt wrote it ${Math.round((Date.now() - Date.parse(last.at)) / 1000)}s ago)`;
         return ctx.backup;
       }
+      const bridge = cx.watcher.status();
+      if (!bridge.broker_connected || bridge.state === "offline") {
+        ctx.backup = `zigbee2mqtt is not online (${bridge.broker_connected ? "bridge/state offline" : "broker unreachable"}); using the backup on disk`;
+        return ctx.backup;
+      }
       const response = await cx.watcher.request("backup", {}, cx.config.sync.backup_timeout);
       if (response.status === "ok") {
         const node = cx.state.get().active ?? "?";
@@ -197,6 +202,11 @@ export function stageStep(cx: ClusterContext, ctx: SyncContext, target: string):
       const snapshot = ctx.snapshot;
       if (!snapshot) throw new StepFailure("no snapshot to stage");
       try {
+        if (cx.unreachable(target)) {
+          throw new StepFailure(
+            `${target} is unreachable (monitoring has had no answer from it): not staged`,
+          );
+        }
         const manifest = targetManifest(cx, snapshot, target);
         const result = await stagingOf(cx, target).stage(manifest, (sha) => cx.snapshots.readObject(sha));
         ctx.bytesWritten += result.bytes_moved;

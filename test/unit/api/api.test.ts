@@ -334,3 +334,36 @@ describe("event stream", () => {
     expect(received).toMatch(/id: 1\nevent: alert\.raised\ndata: \{.*"kind":"split_brain".*\}\n\n/);
   });
 });
+
+describe("bodies clients leave out", () => {
+  it("POST without a body, or with an empty JSON body, counts as {}", async () => {
+    const none = await app.inject({ method: "POST", url: "/api/v1/sync", headers: auth });
+    expect(none.statusCode).toBe(202);
+    cluster.release();
+    await new Promise((r) => setTimeout(r, 20));
+    const empty = await app.inject({
+      method: "POST",
+      url: "/api/v1/sync",
+      headers: { ...auth, "content-type": "application/json" },
+      payload: "",
+    });
+    expect(empty.statusCode).toBe(202);
+    const broken = await app.inject({
+      method: "POST",
+      url: "/api/v1/switchover",
+      headers: { ...auth, "content-type": "application/json" },
+      payload: "{nope",
+    });
+    expect(broken.statusCode).toBe(400);
+    expect(broken.json().error.code).toBe("bad_request");
+  });
+});
+
+describe("event ids across restarts", () => {
+  it("a Last-Event-ID newer than anything this process sent asks the client to resync", () => {
+    bus.publish({ type: "alert.cleared", alert: { kind: "split_brain", at: new Date().toISOString() } });
+    expect(bus.since(0)?.length).toBe(1);
+    expect(bus.since(1)).toEqual([]);
+    expect(bus.since(4711)).toBeUndefined();
+  });
+});

@@ -1,0 +1,278 @@
+/**
+ * Lab tests of the sidecar share one lab instance (global-setup.ts). This puts the lab's cluster
+ * in a known state before a test file — no faults, every dongle blank, node1 running zigbee2mqtt
+ * on a freshly formed network, the other nodes stopped — and starts the real sidecar (dist/cli.js) in the
+ * controller with a config of the test's own, talking to it over its REST API.
+ */
+import { inject } from "vitest";
+import type { ClusterStatus, OperationKind, OperationRecord } from "../../sidecar/types.js";
+import { FAULTS } from "./host/faults.js";
+import { type HostId, Lab, type RunningSidecar } from "./world.js";
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class SidecarApi {
+  constructor(
+    readonly url: string,
+    readonly token: string,
+  ) {}
+
+  async request<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }> {
+    const res = await fetch(`${this.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+  }
+
+  async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    const { status, body: answer } = await this.request<T>(method, path, body);
+    if (status >= 400) throw new Error(`${method} ${path}: ${status} ${JSON.stringify(answer)}`);
+    return answer;
+  }
+
+  status(): Promise<ClusterStatus> {
+    return this.call<ClusterStatus>("GET", "/api/v1/status");
+  }
+
+  operation(id: string): Promise<OperationRecord> {
+    return this.call<OperationRecord>("GET", `/api/v1/operations/${id}`);
+  }
+
+  async operations(kind?: OperationKind): Promise<OperationRecord[]> {
+    const { operations } = await this.call<{ operations: OperationRecord[] }>(
+      "GET",
+      `/api/v1/operations?limit=500${kind ? `&kind=${kind}` : ""}`,
+    );
+    return operations;
+  }
+
+  /** Waits for the operation to end and returns its final record. */
+  async finish(
+    op: OperationRecord | Promise<OperationRecord>,
+    timeoutMs = 300_000,
+  ): Promise<OperationRecord> {
+    const started = await op;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const current = await this.operation(started.id);
+      if (current.status !== "running") return current;
+      if (Date.now() > deadline)
+        throw new Error(`${started.kind} ${started.id} still running after ${timeoutMs} ms`);
+      await sleep(250);
+    }
+  }
+
+  start(
+    kind: "switchover" | "failover" | "sync" | "check",
+    body: Record<string, unknown> = {},
+  ): Promise<OperationRecord> {
+    return this.call<OperationRecord>("POST", `/api/v1/${kind}`, kind === "check" ? undefined : body);
+  }
+
+  /** Starts an operation and waits for its end. */
+  run(
+    kind: "switchover" | "failover" | "sync" | "check",
+    body: Record<string, unknown> = {},
+  ): Promise<OperationRecord> {
+    return this.finish(this.start(kind, body));
+  }
+
+  async waitFor<T>(
+    what: string,
+    probe: () => Promise<T | undefined | false>,
+    timeoutMs = 120_000,
+  ): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    for (;;) {
+      try {
+        const value = await probe();
+        if (value !== undefined && value !== false) return value;
+      } catch (error) {
+        last = error;
+      }
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
+      await sleep(250);
+    }
+  }
+
+  /** Waits until status satisfies `ok`; returns that status. */
+  waitForStatus(
+    what: string,
+    ok: (s: ClusterStatus) => boolean,
+    timeoutMs = 120_000,
+  ): Promise<ClusterStatus> {
+    return this.waitFor(
+      what,
+      async () => {
+        const s = await this.status();
+        return ok(s) ? s : undefined;
+      },
+      timeoutMs,
+    );
+  }
+
+  /** Collects every event of the stream until `stop()`; `seen(type, accept)` waits for one. */
+  events(): EventRecorder {
+    return new EventRecorder(this.url, this.token);
+  }
+}
+
+export interface RecordedEvent {
+  type: string;
+  at: number;
+  data: Record<string, unknown>;
+}
+
+export class EventRecorder {
+  readonly events: RecordedEvent[] = [];
+  readonly #controller = new AbortController();
+  readonly #waiters = new Set<() => void>();
+  readonly ready: Promise<void>;
+
+  constructor(url: string, token: string) {
+    this.ready = new Promise((resolve, reject) => {
+      fetch(`${url}/api/v1/events`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: this.#controller.signal,
+      })
+        .then(async (res) => {
+          resolve();
+          const decoder = new TextDecoder();
+          let buffer = "";
+          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+            buffer += decoder.decode(chunk, { stream: true });
+            for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+              const frame = buffer.slice(0, end);
+              buffer = buffer.slice(end + 2);
+              const type = /^event: (.*)$/m.exec(frame)?.[1];
+              const data = /^data: (.*)$/m.exec(frame)?.[1];
+              if (type && data) {
+                this.events.push({ type, at: Date.now(), data: JSON.parse(data) });
+                for (const wake of this.#waiters) wake();
+              }
+            }
+          }
+        })
+        .catch((error: Error) => {
+          if (error.name !== "AbortError") reject(error);
+        });
+    });
+  }
+
+  find(
+    type: string,
+    accept: (data: Record<string, unknown>) => boolean = () => true,
+  ): RecordedEvent | undefined {
+    return this.events.find((e) => e.type === type && accept(e.data));
+  }
+
+  seen(
+    type: string,
+    accept: (data: Record<string, unknown>) => boolean = () => true,
+    timeoutMs = 120_000,
+  ): Promise<RecordedEvent> {
+    const found = this.find(type, accept);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(check);
+        reject(new Error(`no ${type} event within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const check = () => {
+        const event = this.find(type, accept);
+        if (event) {
+          clearTimeout(timer);
+          this.#waiters.delete(check);
+          resolve(event);
+        }
+      };
+      this.#waiters.add(check);
+    });
+  }
+
+  stop(): void {
+    this.#controller.abort();
+  }
+}
+
+export function sharedLab(): Promise<Lab> {
+  return Lab.attach(inject("labName"));
+}
+
+/**
+ * The starting point of every sidecar test file: no faults; node1 runs zigbee2mqtt, online, on a
+ * network it has just formed; every other node stopped with a blank dongle; nothing staged anywhere.
+ */
+export async function baseline(lab: Lab): Promise<void> {
+  const status = await lab.status();
+  for (const fault of status.faults) {
+    if (fault.kind === "netem") await lab.fault("netem", fault.host as HostId, { clear: true });
+    else {
+      const undo = FAULTS[fault.kind as keyof typeof FAULTS]?.undo;
+      if (undo) await lab.fault(undo, fault.host as HostId);
+    }
+  }
+  // Every node as `up` left it: zigbee2mqtt stopped, blank dongle, only the lab's configuration.yaml,
+  // nothing staged. Then node1 forms the lab's network afresh.
+  for (const id of lab.info.nodeIds) {
+    await lab.resetNode(id);
+    await lab.exec(id as HostId, ["rm", "-rf", lab.node(id).stagingDir], { user: "zigbee" });
+  }
+  await lab.service("node1", "zap");
+  await lab.service("node1", "start");
+  await lab.waitForZigbee2mqtt("node1");
+}
+
+export interface SidecarHandle {
+  lab: Lab;
+  sidecar: RunningSidecar;
+  api: SidecarApi;
+  configPath: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the real sidecar in the controller with the lab's generated config plus `overrides`
+ * (deep-merged; automatic failover off unless the test turns it on) and waits until it has probed
+ * every node and adopted node1 as active.
+ */
+export async function startSidecar(
+  lab: Lab,
+  overrides: Record<string, unknown> = {},
+): Promise<SidecarHandle> {
+  const configPath = lab.sidecarConfig({
+    failover: { automatic: false },
+    sync: { interval: "1h" },
+    monitor: { probe_interval: "1s", failures: 3 },
+    ...overrides,
+  });
+  const sidecar = await lab.startSidecar(configPath);
+  const api = new SidecarApi(sidecar.url, sidecar.token);
+  await api.waitForStatus(
+    "the sidecar to adopt the running node and probe every node",
+    (s) => s.active !== null && s.nodes.every((n) => n.health !== "unknown"),
+    60_000,
+  );
+  return {
+    lab,
+    sidecar,
+    api,
+    configPath,
+    stop: async () => {
+      await sidecar.stop();
+    },
+  };
+}
