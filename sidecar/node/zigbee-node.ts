@@ -30,6 +30,9 @@ export function describeExit(result: ExecResult): string {
   return `exit ${result.code}`;
 }
 
+/** NV items whose value changes nothing in how the network runs (descriptors, tuning). */
+const PARK_ITEMS = ["USERDESC", "SAPI_ENDPOINT", "NWKMGR_MIN_TX", "SCAN_DURATION"];
+
 export type CoordinatorTool =
   | "nvram_read"
   | "nvram_write"
@@ -156,6 +159,19 @@ export class ZigbeeNode {
     } finally {
       await this.#removeQuietly(file);
     }
+  }
+
+  /**
+   * Stops the coordinator's firmware from running the network without changing its NVRAM. Z-Stack
+   * keeps the network going after zigbee2mqtt disconnects (and its frame counter climbing); after
+   * a reset it holds until a host starts it. zigpy-znp has no reset tool, but nvram_write ends with
+   * a soft reset: writing back one inert item with the value just read is that reset.
+   */
+  async parkCoordinator(legacyItems: Record<string, string>): Promise<string> {
+    const name = PARK_ITEMS.find((item) => legacyItems[item] !== undefined);
+    if (!name) throw new Error("no inert NVRAM item to write back: cannot park the coordinator");
+    await this.nvramWrite(JSON.stringify({ LEGACY: { [name]: legacyItems[name] } }));
+    return name;
   }
 
   async nvramReset(): Promise<void> {

@@ -74,13 +74,26 @@ async function stagedIntact(node: HostId): Promise<StagedManifest> {
 beforeAll(async () => {
   lab = await sharedLab();
   await baseline(lab);
-  // node1 has a joined device: zigbee2mqtt knows it from database.db.
+  // node1 has a joined device: zigbee2mqtt knows it from database.db, and its settings live in
+  // devices.yaml, as many users keep them (zigbee2mqtt rewrites a file it changes with js-yaml,
+  // which drops comments; configuration.yaml keeps them because only devices.yaml changes).
   await lab.service("node1", "stop");
-  const db = await lab.readFile("node1", `${lab.node("node1").dataDir}/database.db`);
+  const dataDir = lab.node("node1").dataDir;
+  const db = await lab.readFile("node1", `${dataDir}/database.db`);
+  await lab.writeFile("node1", `${dataDir}/database.db`, `${db.trimEnd()}\n${DEVICE_LINE}\n`, {
+    user: "zigbee",
+  });
+  const config = await lab.readFile("node1", `${dataDir}/configuration.yaml`);
   await lab.writeFile(
     "node1",
-    `${lab.node("node1").dataDir}/database.db`,
-    `${db.trimEnd()}\n${DEVICE_LINE}\n`,
+    `${dataDir}/configuration.yaml`,
+    `${config.trimEnd()}\n# Device settings are kept in their own file.\ndevices: devices.yaml\n`,
+    { user: "zigbee" },
+  );
+  await lab.writeFile(
+    "node1",
+    `${dataDir}/devices.yaml`,
+    `'${DEVICE_IEEE}':\n  friendly_name: door sensor\n`,
     {
       user: "zigbee",
     },
@@ -123,7 +136,8 @@ describe("sync", () => {
     expect(auto.reason).toMatch(/zigbee2mqtt reported a change \(bridge\/response\/device\/rename/);
 
     const active = await lab.readFile("node1", `${lab.node("node1").dataDir}/configuration.yaml`);
-    expect(parse(active).devices[DEVICE_IEEE].friendly_name).toBe("Kitchen door");
+    const activeDevices = await lab.readFile("node1", `${lab.node("node1").dataDir}/devices.yaml`);
+    expect(parse(activeDevices)[DEVICE_IEEE].friendly_name).toBe("Kitchen door");
     const node1Address = lab.node("node1").address;
     for (const node of ["node2", "node3"] as const) {
       const { config, manifest } = await staged(node);
@@ -133,13 +147,15 @@ describe("sync", () => {
       // Byte for byte: only frontend.host and serial.port differ, comments and layout are kept.
       expect(config).toBe(expected);
       expect(config).toContain("# The comments in this file are part of the lab");
-      expect(parse(config).devices[DEVICE_IEEE].friendly_name).toBe("Kitchen door");
+      expect(config).toContain("# Device settings are kept in their own file.");
+      const devices = await lab.readFile(node, `${lab.node(node).stagingDir}/current/devices.yaml`);
+      expect(parse(devices)[DEVICE_IEEE].friendly_name).toBe("Kitchen door");
       expect(manifest.target_node).toBe(node);
       await stagedIntact(node);
     }
     // The standbys' live data dirs were not touched.
-    const live = await lab.readFile("node2", `${lab.node("node2").dataDir}/configuration.yaml`);
-    expect(live).not.toContain("Kitchen door");
+    const live = await lab.exec("node2", ["cat", `${lab.node("node2").dataDir}/devices.yaml`]);
+    expect(live.code).not.toBe(0);
   });
 
   it("a sync with nothing changed transfers no file content", async () => {
@@ -167,7 +183,8 @@ describe("sync", () => {
     await lab.service("node1", "stop");
     const db = `${lab.node("node1").dataDir}/database.db`;
     const original = await lab.readFile("node1", db);
-    // Each version is 200 lines of one generation number and ends with a marker: a torn copy would
+    // Five new versions a second, each written to a temp file and renamed over database.db. Each
+    // version is 200 lines of one generation number and ends with a marker: a torn copy would
     // mix generations or lack the end.
     const writer = lab.exec(
       "node1",
@@ -176,7 +193,7 @@ describe("sync", () => {
         "-c",
         'i=0; end=$(( $(date +%s) + $1 )); while [ "$(date +%s)" -lt "$end" ]; do i=$((i+1)); ' +
           'seq 200 | sed "s/.*/{\\"generation\\":$i,\\"pad\\":\\"................................................................\\"}/" > "$2.tmp"; ' +
-          'echo "{\\"end\\":$i}" >> "$2.tmp"; mv -f "$2.tmp" "$2"; done',
+          'echo "{\\"end\\":$i}" >> "$2.tmp"; mv -f "$2.tmp" "$2"; sleep 0.2; done',
         "writer",
         "12",
         db,

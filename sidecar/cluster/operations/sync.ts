@@ -34,7 +34,7 @@ export interface SyncOptions {
   refreshBackup?: boolean | "auto";
 }
 
-const CAPTURE_ATTEMPTS = 4;
+const CAPTURE_ATTEMPTS = 8;
 
 function sha256(data: Buffer): string {
   return createHash("sha256").update(data).digest("hex");

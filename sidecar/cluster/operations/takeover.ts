@@ -29,7 +29,10 @@ export interface TakeoverContext {
   from: string | null;
   to: string;
   expected: ExpectedNetwork;
+  /** What is written to the target's dongle. */
   dump?: NvramDump;
+  /** Failover: a dump read from the fenced old active just now, when it could still be read. */
+  freshDump?: NvramDump;
   nvramSnapshotId?: string;
   dataSnapshot?: DataSnapshot;
   /** Set once the target is confirmed online: from here on there is no rolling back. */
@@ -221,7 +224,11 @@ function readNvramStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverC
         extended_pan_id: network.extended_pan_id,
         channel: network.channel,
       };
-      ctx.dump = dump;
+      // The old coordinator kept the network running (and counting) since zigbee2mqtt let go of it,
+      // until it is parked in the next step: the copy resumes above anything it can have sent.
+      const raisedTo = network.frame_counter + cx.config.failover.frame_counter_increment;
+      ctx.dump = raiseFrameCounter(dump, raisedTo);
+      ctx.frameCounter = { before: network.frame_counter, restored: raisedTo };
       const snapshot = cx.snapshots.saveNvram({
         created_at: new Date().toISOString(),
         node: from,
@@ -234,6 +241,26 @@ function readNvramStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverC
         s.last_nvram_snapshot = { at: snapshot.created_at, id: snapshot.id, node: from };
       });
       return `${snapshot.id}: ${countItems(dump)} items, IEEE ${network.ieee}, PAN ${network.pan_id}, frame counter ${network.frame_counter}`;
+    },
+  };
+}
+
+function parkStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  const from = ctx.from as string;
+  return {
+    name: `park the coordinator on ${from}`,
+    timeoutMs: 300_000,
+    run: async ({ signal }) => {
+      const legacy = ctx.dump?.LEGACY ?? {};
+      const item = await withRetries(
+        cx,
+        `park the coordinator on ${from}`,
+        TOOL_ATTEMPTS,
+        signal,
+        () => nodeOf(cx, from).parkCoordinator(legacy),
+        ctx.notes,
+      );
+      return `soft reset (nvram_write of ${item} unchanged): the old coordinator holds, its NVRAM as read`;
     },
   };
 }
@@ -512,6 +539,7 @@ export function switchoverPlan(
       stopFromStep(cx, ctx),
       finalSyncStep(cx, ctx),
       readNvramStep(cx, ctx),
+      parkStep(cx, ctx),
       ...writeNvramSteps(cx, ctx),
       installStep(cx, ctx),
       ...startStep(cx, ctx),
@@ -585,6 +613,7 @@ function fenceStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverConte
         if (after !== "running") {
           ctx.fence = { how: "ssh", ok: true, detail: `zigbee2mqtt on ${from} stopped over SSH` };
           ctx.stoppedFrom = true;
+          ctx.fence.detail += await readAndPark(cx, ctx, from);
         }
       } catch (error) {
         ctx.notes.push(`could not stop ${from} over SSH: ${(error as Error).message}`);
@@ -616,6 +645,24 @@ function fenceStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverConte
       return ctx.fence.detail;
     },
   };
+}
+
+/**
+ * The old active answers over SSH: its coordinator's own NVRAM is fresher than anything the
+ * controller holds, so read it, and park the chip so that it stops running the network.
+ */
+async function readAndPark(cx: ClusterContext, ctx: TakeoverContext, from: string): Promise<string> {
+  const node = nodeOf(cx, from);
+  try {
+    const dump = parseNvram(await node.nvramRead(), { requireNetwork: true });
+    const network = checkIdentity(dump, ctx.expected, `${from}'s dongle`);
+    ctx.freshDump = dump;
+    await node.parkCoordinator(dump.LEGACY ?? {});
+    return `; its coordinator was read (frame counter ${network.frame_counter}) and parked`;
+  } catch (error) {
+    ctx.notes.push(`could not read or park the coordinator on ${from}: ${(error as Error).message}`);
+    return `; its coordinator could not be read or parked (${(error as Error).message.slice(0, 200)})`;
+  }
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -653,6 +700,37 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
         : undefined;
       const lastNvram = cx.state.get().last_nvram_snapshot;
       const nvram = lastNvram ? cx.snapshots.getNvram(lastNvram.id) : cx.snapshots.latestNvram();
+      if (ctx.freshDump) {
+        const fresh = networkOf(ctx.freshDump);
+        const target = fresh.frame_counter + increment;
+        ctx.expected = {
+          ieee: fresh.ieee,
+          pan_id: fresh.pan_id,
+          extended_pan_id: fresh.extended_pan_id,
+          channel: fresh.channel,
+        };
+        ctx.dump = raiseFrameCounter(ctx.freshDump, target);
+        ctx.method = `nvram_write of the NVRAM just read from ${ctx.from}, frame counters raised to ${target}`;
+        await withRetries(
+          cx,
+          `nvram_reset on ${ctx.to}`,
+          TOOL_ATTEMPTS,
+          signal,
+          () => node.nvramReset(),
+          ctx.notes,
+        );
+        const text = JSON.stringify(ctx.dump, null, 4);
+        await withRetries(
+          cx,
+          `nvram_write on ${ctx.to}`,
+          TOOL_ATTEMPTS,
+          signal,
+          () => node.nvramWrite(text),
+          ctx.notes,
+        );
+        ctx.frameCounter = { before: fresh.frame_counter, restored: target };
+        return `${ctx.method}: frame counter ${fresh.frame_counter} → ${target}`;
+      }
       if (!backup && !nvram) {
         throw new StepFailure(
           "the controller holds neither an NVRAM snapshot nor a coordinator_backup.json: nothing to restore from",
