@@ -143,7 +143,8 @@ export type AlertKind =
   | "clock_skew"
   | "journal_truncated"
   | "recovery"
-  | "fence_failed";
+  | "fence_failed"
+  | "takeover_failed";
 
 export interface Alert {
   kind: AlertKind;

@@ -131,6 +131,7 @@ export const alert = z
       "journal_truncated",
       "recovery",
       "fence_failed",
+      "takeover_failed",
     ]),
     severity: z.enum(["info", "warning", "critical"]),
     message: z.string(),

@@ -64,7 +64,30 @@ export class Cluster implements ClusterService {
     });
     cx.bus.subscribe((event) => {
       if (event.type === "state.changed") this.monitor.refreshAll();
+      if (event.type === "operation.finished") this.#onFinished(event.operation);
     });
+  }
+
+  /**
+   * A takeover that failed and could not be rolled back leaves the cluster in a state someone must
+   * look at: say so loudly, with which node runs zigbee2mqtt as far as the probes know.
+   */
+  #onFinished(op: OperationRecord): void {
+    if (op.kind !== "switchover" && op.kind !== "failover") return;
+    if (op.status === "succeeded" || op.status === "rolled_back") {
+      this.cx.alerts.clear("takeover_failed");
+      return;
+    }
+    if (op.status !== "failed") return;
+    const running = this.monitor
+      .statuses()
+      .filter((s) => s.zigbee2mqtt_running)
+      .map((s) => s.id);
+    this.cx.alerts.raise(
+      "takeover_failed",
+      "critical",
+      `${op.kind} ${op.params.from ?? "?"} → ${op.params.to ?? "?"} failed at "${op.error?.step}" and was not rolled back: ${op.error?.message}. zigbee2mqtt runs on: ${running.join(", ") || "no node"}`,
+    );
   }
 
   /** Connects to the broker, probes every node, recovers or adopts, then starts the automation. */

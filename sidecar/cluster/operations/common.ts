@@ -147,14 +147,67 @@ export async function waitOnline(
       return `channel is ${net?.channel}, expected ${expected.channel}`;
     return undefined;
   };
-  const status = await waitForBridge(
-    cx,
-    (s) => mismatch(s) === undefined,
-    timeoutMs,
-    signal,
-    () => mismatch(cx.watcher.status()) ?? "",
-  );
-  return `online on ${id}: coordinator ${status.coordinator_ieee}, PAN ${status.network?.pan_id}, channel ${status.network?.channel}`;
+  const watching = new AbortController();
+  const stop = () => watching.abort();
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    const status = await Promise.race([
+      waitForBridge(
+        cx,
+        (s) => mismatch(s) === undefined,
+        timeoutMs,
+        signal,
+        () => mismatch(cx.watcher.status()) ?? "",
+      ),
+      watchForExit(cx, id, watching.signal),
+    ]);
+    return `online on ${id}: coordinator ${status.coordinator_ieee}, PAN ${status.network?.pan_id}, channel ${status.network?.channel}`;
+  } finally {
+    watching.abort();
+    signal.removeEventListener("abort", stop);
+  }
+}
+
+const EXIT_POLL_MS = 2_000;
+
+/**
+ * Rejects as soon as the node's service stops running (twice in a row, a moment apart), with the
+ * end of zigbee2mqtt's log: a zigbee2mqtt that refuses to start (configuration-adapter mismatch,
+ * no dongle) fails the wait at once instead of at its timeout. Never resolves.
+ */
+async function watchForExit(cx: ClusterContext, id: string, signal: AbortSignal): Promise<never> {
+  const node = nodeOf(cx, id);
+  let gone = 0;
+  while (!signal.aborted) {
+    await sleep(EXIT_POLL_MS, signal).catch(() => undefined);
+    if (signal.aborted) break;
+    const state = await node.serviceState().catch(() => "unknown");
+    gone = state === "stopped" || state === "crashed" ? gone + 1 : 0;
+    if (gone >= 2) {
+      const log = await zigbee2mqttLogTail(cx, id);
+      throw new StepFailure(`zigbee2mqtt on ${id} exited while starting (service ${state})`, log);
+    }
+  }
+  return new Promise<never>(() => {});
+}
+
+/** The end of zigbee2mqtt's newest log file in the node's data dir (its default log location). */
+export async function zigbee2mqttLogTail(cx: ClusterContext, id: string, lines = 30): Promise<string> {
+  const node = nodeOf(cx, id);
+  const result = await node
+    .run(
+      [
+        "sh",
+        "-c",
+        'd=$(ls -1dt -- "$1"/log/*/ 2>/dev/null | head -n 1); [ -n "$d" ] && tail -n "$2" -- "$d"log.log',
+        "z2mha-log",
+        node.config.data_dir,
+        String(lines),
+      ],
+      { timeoutMs: 10_000 },
+    )
+    .catch(() => undefined);
+  return result?.stdout.trim() ?? "";
 }
 
 /** Runs the configured fence command on the controller (no shell), with the node id as $Z2MHA_NODE. */

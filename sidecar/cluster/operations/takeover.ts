@@ -39,6 +39,8 @@ export interface TakeoverContext {
   committed: boolean;
   /** The old active's zigbee2mqtt was stopped by this operation (so rollback restarts it). */
   stoppedFrom: boolean;
+  /** The target's zigbee2mqtt may have been started (its start command was sent). */
+  startedTo: boolean;
   fence?: { how: "ssh" | "command" | "none"; ok: boolean; detail: string };
   method?: string;
   frameCounter?: { before: number; restored: number };
@@ -350,6 +352,7 @@ function startStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverConte
       name: `start ${ctx.to}`,
       timeoutMs: 90_000,
       run: async () => {
+        ctx.startedTo = true;
         try {
           await nodeOf(cx, ctx.to).startService();
         } catch (error) {
@@ -433,6 +436,10 @@ function rollbackSteps(
         try {
           return await stopAndConfirm(cx, ctx.to);
         } catch (error) {
+          // Never started there: it cannot be running, the old active may come back.
+          if (!ctx.startedTo)
+            return `${ctx.to} did not answer (${(error as Error).message}); zigbee2mqtt was never started there`;
+          // Maybe running and out of reach: starting the old active too could make two coordinators.
           throw asStepFailure(error);
         }
       },
@@ -522,6 +529,7 @@ export function switchoverPlan(
     expected: expectedFromBridge(cx),
     committed: false,
     stoppedFrom: false,
+    startedTo: false,
     outage: {},
     notes: [],
   };
@@ -570,6 +578,7 @@ export function failoverPlan(
     expected: expectedFromBridge(cx),
     committed: false,
     stoppedFrom: false,
+    startedTo: false,
     outage: { offlineAt: Date.now() },
     notes: [],
   };
