@@ -480,6 +480,8 @@ class SidecarClient:
         headers = {
             "Authorization": f"Bearer {self._token}",
             "Accept": "application/json",
+            # The sidecar records it as the trigger of the operations we start.
+            "X-Z2MHA-Client": "home-assistant",
         }
         if extra:
             headers.update(extra)
