@@ -111,15 +111,8 @@ export class Monitor {
   refresh(id: string): NodeStatus {
     const watch = this.#watch.get(id) as NodeWatch;
     const status = deriveStatus(this.#input(id));
-    const probe =
-      watch.quick && !watch.quick.reachable && watch.failures < this.cx.config.monitor.failures
-        ? watch.quick
-        : undefined;
-    status.checks = checksOf(this.cx, {
-      ...(watch.full ?? {}),
-      ...(watch.quick ?? {}),
-      ...(probe ?? {}),
-    } as NodeProbe);
+    // The latest quick probe over the latest thorough one: tools, disk and clock come from the latter.
+    status.checks = watch.quick ? checksOf(this.cx, { ...(watch.full ?? {}), ...watch.quick }) : [];
     const previous = watch.status;
     watch.status = status;
     if (!previous || significant(previous) !== significant(status)) {
