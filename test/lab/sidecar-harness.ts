@@ -11,6 +11,15 @@ import { type HostId, Lab, type RunningSidecar } from "./world.js";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export class SidecarApi {
   constructor(
     readonly url: string,
@@ -37,7 +46,7 @@ export class SidecarApi {
 
   async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     const { status, body: answer } = await this.request<T>(method, path, body);
-    if (status >= 400) throw new Error(`${method} ${path}: ${status} ${JSON.stringify(answer)}`);
+    if (status >= 400) throw new ApiError(status, `${method} ${path}: ${status} ${JSON.stringify(answer)}`);
     return answer;
   }
 
@@ -100,6 +109,8 @@ export class SidecarApi {
         const value = await probe();
         if (value !== undefined && value !== false) return value;
       } catch (error) {
+        // A server error is a bug to report, not a state to wait out.
+        if (error instanceof ApiError && error.status >= 500) throw error;
         last = error;
       }
       if (Date.now() > deadline)
