@@ -221,7 +221,7 @@ export const configSchema = z
         debounce: duration.default(10_000),
         exclude: z.array(z.string().min(1)).default(["log", "ota"]),
         keep: z.number().int().min(1).default(10),
-        backup_timeout: duration.default(30_000),
+        backup_timeout: duration.default(10_000),
         /** Ask zigbee2mqtt for a fresh coordinator_backup.json at most this often (each scheduled sync, by default). */
         backup_refresh: duration.default(240_000),
       })
