@@ -19,6 +19,7 @@ import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import type { OperationRecord } from "../../sidecar/types.js";
+import { SidecarApi } from "../lab/sidecar-api.js";
 import { type HostId, Lab, REPO } from "../lab/world.js";
 
 interface Args {
@@ -31,20 +32,24 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { switchovers: 6, failovers: 4, detections: 5, parts: 3, keepLab: false };
+  const counts: Record<string, "switchovers" | "failovers" | "detections" | "parts"> = {
+    "--switchovers": "switchovers",
+    "--failovers": "failovers",
+    "--detections": "detections",
+    "--parts": "parts",
+  };
   for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = Number(argv[i + 1]);
+    const flag = argv[i] as string;
+    const key = counts[flag];
     if (flag === "--keep-lab") args.keepLab = true;
-    else if (flag === "--switchovers") (args.switchovers = value), i++;
-    else if (flag === "--failovers") (args.failovers = value), i++;
-    else if (flag === "--detections") (args.detections = value), i++;
-    else if (flag === "--parts") (args.parts = value), i++;
-    else throw new Error(`unknown argument ${flag}`);
+    else if (key && Number.isInteger(Number(argv[i + 1]))) args[key] = Number(argv[++i]);
+    else
+      throw new Error(
+        `unknown argument ${flag} (use --switchovers K --failovers K --detections K --parts K --keep-lab)`,
+      );
   }
   return args;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function stats(values: number[]): { median: number; min: number; max: number; n: number } {
   const sorted = [...values].sort((a, b) => a - b);
@@ -64,102 +69,6 @@ function row(name: string, values: number[]): string {
 }
 
 const HEADER = "| | n | median s | min s | max s |\n|---|---|---|---|---|";
-
-class Api {
-  constructor(
-    readonly url: string,
-    readonly token: string,
-  ) {}
-
-  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await fetch(`${this.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${this.token}`,
-        ...(body !== undefined ? { "content-type": "application/json" } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-    return JSON.parse(text) as T;
-  }
-
-  async finish(op: OperationRecord, timeoutMs = 300_000): Promise<OperationRecord> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const current = await this.call<OperationRecord>("GET", `/api/v1/operations/${op.id}`);
-      if (current.status !== "running") return current;
-      if (Date.now() > deadline) throw new Error(`${op.kind} ${op.id} did not finish`);
-      await sleep(200);
-    }
-  }
-
-  async status() {
-    return this.call<{
-      active: string | null;
-      nodes: { id: string; health: string }[];
-      alerts: { kind: string; node?: string }[];
-      running_operation: OperationRecord | null;
-    }>("GET", "/api/v1/status");
-  }
-
-  async waitFor(what: string, ok: () => Promise<boolean>, timeoutMs = 180_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await ok())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await sleep(250);
-    }
-  }
-
-  async waitIdle(): Promise<void> {
-    await this.waitFor("no running operation", async () => (await this.status()).running_operation === null);
-  }
-
-  /** Resolves with the time the first event of `type` matching `accept` arrives. */
-  event(
-    type: string,
-    accept: (data: Record<string, unknown>) => boolean,
-    timeoutMs = 120_000,
-  ): Promise<number> {
-    const controller = new AbortController();
-    return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        controller.abort();
-        reject(new Error(`no ${type} event within ${timeoutMs} ms`));
-      }, timeoutMs);
-      void fetch(`${this.url}/api/v1/events`, {
-        headers: { authorization: `Bearer ${this.token}` },
-        signal: controller.signal,
-      })
-        .then(async (res) => {
-          const decoder = new TextDecoder();
-          let buffer = "";
-          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-            buffer += decoder.decode(chunk, { stream: true });
-            let end = buffer.indexOf("\n\n");
-            while (end >= 0) {
-              const frame = buffer.slice(0, end);
-              buffer = buffer.slice(end + 2);
-              const event = /^event: (.*)$/m.exec(frame)?.[1];
-              const data = /^data: (.*)$/m.exec(frame)?.[1];
-              if (event === type && data && accept(JSON.parse(data))) {
-                const at = Date.now();
-                clearTimeout(timer);
-                controller.abort();
-                resolve(at);
-                return;
-              }
-              end = buffer.indexOf("\n\n");
-            }
-          }
-        })
-        .catch((error: Error) => {
-          if (error.name !== "AbortError") reject(error);
-        });
-    });
-  }
-}
 
 /** Watches bridge/state on the lab's broker and reports offline → online outages. */
 async function outageWatcher(lab: Lab) {
@@ -223,14 +132,14 @@ async function main(): Promise<void> {
       snmp: undefined,
     });
     const sidecar = await lab.startSidecar(config);
-    const api = new Api(sidecar.url, sidecar.token);
+    const api = new SidecarApi(sidecar.url, sidecar.token);
     const watcher = await outageWatcher(lab);
     try {
-      await api.waitFor("node1 active and node2 ready", async () => {
-        const s = await api.status();
-        return s.active === "node1" && s.nodes.some((n) => n.id === "node2" && n.health !== "unknown");
-      });
-      await api.finish(await api.call<OperationRecord>("POST", "/api/v1/sync", {}));
+      await api.waitForStatus(
+        "node1 active and node2 probed",
+        (s) => s.active === "node1" && s.nodes.some((n) => n.id === "node2" && n.health !== "unknown"),
+      );
+      await api.run("sync");
 
       for (let i = 0; i < args.switchovers; i++) {
         const before = (await api.status()).active;
@@ -256,7 +165,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < args.failovers; i++) {
         const from = (await api.status()).active as HostId;
         const to = from === "node1" ? "node2" : "node1";
-        await api.finish(await api.call<OperationRecord>("POST", "/api/v1/sync", {}));
+        await api.run("sync");
         watcher.reset();
         log(`failover ${i + 1}/${args.failovers}: cut ${from}'s link, take over on ${to}`);
         const cut = Date.now();
@@ -274,12 +183,11 @@ async function main(): Promise<void> {
           outages.failover.push(onlineAt - cut);
         }
         await lab.fault("restore-link", from);
-        await api.waitFor(`${from} back as a plain standby`, async () => {
-          const s = await api.status();
+        await api.waitForStatus(`${from} back as a plain standby`, (s) => {
           const node = s.nodes.find((n) => n.id === from);
-          return node?.health === "standby-ready" || node?.health === "standby-not-ready";
+          const standby = node?.health === "standby-ready" || node?.health === "standby-not-ready";
+          return standby && s.running_operation === null;
         });
-        await api.waitIdle();
       }
 
       log("irreducible parts");
@@ -318,37 +226,40 @@ async function main(): Promise<void> {
         snmp: undefined,
       });
       const detector = await lab.startSidecar(detectConfig);
-      const dapi = new Api(detector.url, detector.token);
-      await dapi.waitFor("the sidecar sees the active", async () => (await dapi.status()).active !== null);
+      const dapi = new SidecarApi(detector.url, detector.token);
+      await dapi.waitForStatus("the sidecar sees the active", (s) => s.active !== null);
       const current = (await dapi.status()).active as HostId;
-      const downAlert = (d: Record<string, unknown>) =>
-        (d.alert as { kind?: string })?.kind === "active_down";
+      const events = dapi.events();
+      await events.ready;
+      /** Time from `t` to the first active_down alert raised after it. */
+      const detected = async (t: number) =>
+        (
+          await events.seen(
+            "alert.raised",
+            (d) => (d.alert as { kind?: string })?.kind === "active_down" && Date.parse(String(d.ts)) >= t,
+          )
+        ).at - t;
+      const recovered = () =>
+        dapi.waitForStatus("recovered", (s) => !s.alerts.some((a) => a.kind === "active_down"));
       for (let i = 0; i < args.detections; i++) {
         log(`detection ${i + 1}/${args.detections}: SIGKILL zigbee2mqtt`);
-        const seen = dapi.event("alert.raised", downAlert);
         const t = Date.now();
         await lab.fault("kill-zigbee2mqtt", current);
-        detection.crash.push((await seen) - t);
+        detection.crash.push(await detected(t));
         await lab.service(current, "zap");
         await lab.service(current, "start");
         await lab.waitForZigbee2mqtt(current);
-        await dapi.waitFor(
-          "recovered",
-          async () => !(await dapi.status()).alerts.some((a) => a.kind === "active_down"),
-        );
+        await recovered();
       }
       for (let i = 0; i < args.detections; i++) {
         log(`detection ${i + 1}/${args.detections}: cut link`);
-        const seen = dapi.event("alert.raised", downAlert);
         const t = Date.now();
         await lab.fault("cut-link", current);
-        detection.link.push((await seen) - t);
+        detection.link.push(await detected(t));
         await lab.fault("restore-link", current);
-        await dapi.waitFor(
-          "recovered",
-          async () => !(await dapi.status()).alerts.some((a) => a.kind === "active_down"),
-        );
+        await recovered();
       }
+      events.stop();
       await detector.stop();
     } finally {
       await watcher.close();
