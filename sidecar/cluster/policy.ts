@@ -14,6 +14,8 @@ interface Incident {
   node: string;
   /** First sign of trouble: bridge offline or the first failed probe. */
   since: number;
+  /** When MQTT and the probes first agreed that the active is down (the detection). */
+  detectedAt: number;
   restarts: number;
   /** Decisions not to act already recorded for this incident (so each is recorded once). */
   recorded: Set<string>;
@@ -122,7 +124,12 @@ export class FailoverPolicy {
     const unreachable = status.health === "unreachable";
     const serviceDown = status.zigbee2mqtt_running === false;
     const probesSayDown = unreachable || serviceDown;
-    const mqtt = await this.#mqttAlive(probesSayDown);
+    // Only a silent host can leave a stale "online" retained on the broker (its last will waits
+    // for the keepalive); a reachable host's dead zigbee2mqtt closed its socket, so the will is
+    // out at once. Asking a health check when only the service looked stopped made a zigbee2mqtt
+    // that had just come back online (and was not answering requests yet) count as down for
+    // another 2.5 s, and blocked the policy meanwhile.
+    const mqtt = await this.#mqttAlive(unreachable);
     const bridge = this.cx.watcher.status();
 
     if (mqtt === undefined) {
@@ -147,9 +154,11 @@ export class FailoverPolicy {
             detail: `${this.#incident.node} is healthy again after ${Math.round((Date.now() - this.#incident.since) / 1000)}s`,
           },
         );
-        this.cx.alerts.clear("active_down", this.#incident.node);
         this.#incident = undefined;
       }
+      // No incident, so no active that is down: alerts of an earlier one (also one that ended in
+      // a failover, which leaves the old active's alert behind) are over.
+      this.#clearIncidentAlerts();
       return;
     }
 
@@ -168,7 +177,14 @@ export class FailoverPolicy {
       Date.now(),
     );
     if (!this.#incident || this.#incident.node !== active) {
-      this.#incident = { node: active, since: firstSign, restarts: 0, recorded: new Set(), evidence };
+      this.#incident = {
+        node: active,
+        since: firstSign,
+        detectedAt: Date.now(),
+        restarts: 0,
+        recorded: new Set(),
+        evidence,
+      };
       this.cx.alerts.raise("active_down", "critical", `${active} looks down: ${evidence.join("; ")}`, active);
     }
     const incident = this.#incident;
@@ -199,9 +215,10 @@ export class FailoverPolicy {
     if (reachable && incident.restarts < this.cx.config.failover.restart_attempts) {
       incident.restarts++;
       const detail = `restart ${incident.restarts} of ${this.cx.config.failover.restart_attempts} in place on ${active}`;
-      this.#recordAction(active, "restart in place", detail, evidence, incident.since);
+      this.#recordAction(active, "restart in place", detail, evidence, incident);
       this.actions.restart(active, "policy", `${evidence.join("; ")}`);
-      // The restart gets its own grace: the clock starts again when it has finished.
+      // The restart gets its own grace, counted from when it was ordered: a restart that fails
+      // after waiting longer than that (for online) is followed by the failover at once.
       incident.since = Date.now();
       return;
     }
@@ -238,12 +255,26 @@ export class FailoverPolicy {
       return once("no-standby", "not acting", `no standby is ready (${why})`);
     }
     this.#failovers.push(now);
-    this.#recordAction(active, "failover", `fail over from ${active} to ${target}`, evidence, incident.since);
+    this.#recordAction(active, "failover", `fail over from ${active} to ${target}`, evidence, incident);
     this.actions.failover(target, "policy", `${active} down: ${evidence.join("; ")}`);
     this.#incident = undefined;
   }
 
-  #recordAction(node: string, decision: string, detail: string, evidence: string[], since: number): void {
+  #clearIncidentAlerts(): void {
+    for (const alert of this.cx.alerts.list()) {
+      if (alert.kind === "active_down") this.cx.alerts.clear("active_down", alert.node);
+    }
+    this.cx.alerts.clear("no_standby_ready");
+  }
+
+  #recordAction(
+    node: string,
+    decision: string,
+    detail: string,
+    evidence: string[],
+    incident: Incident,
+  ): void {
+    const since = incident.since;
     const detectionToActionMs = Date.now() - since;
     this.cx.metrics.detectionSeconds.observe({ cause: decision }, detectionToActionMs / 1000);
     this.cx.runner.record(
@@ -255,6 +286,7 @@ export class FailoverPolicy {
         decision,
         detail,
         first_sign_at: new Date(since).toISOString(),
+        detected_at: new Date(incident.detectedAt).toISOString(),
         detection_to_action_ms: detectionToActionMs,
       },
     );
@@ -306,6 +338,10 @@ export class FailoverPolicy {
         }
         this.cx.alerts.raise("split_brain", "critical", why, status.id);
         this.actions.stopStray(status.id, why);
+      } else if (status.zigbee2mqtt_running === false && this.cx.alerts.has("split_brain", status.id)) {
+        // Stopped by someone else (by hand, in maintenance mode, where the guard only alerts): the
+        // split brain is over. Without this the alert stayed raised for good.
+        this.cx.alerts.clear("split_brain", status.id);
       }
     }
   }

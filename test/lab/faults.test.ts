@@ -26,6 +26,7 @@ afterAll(async () => {
     ["restore-host-key", "node2"],
     ["free-disk", "node2"],
     ["replug", "node2"],
+    ["fix-tools", "node2"],
     ["start-mqtt", "controller"],
   ] as const) {
     await lab.fault(kind, host).catch(() => {});
@@ -174,6 +175,20 @@ describe("faults", () => {
     expect((await lab.exec("node2", ["test", "-e", "/dev/ttyUSB0"])).code).toBe(0);
     expect((await lab.znp("node2", "nvram_read", ["-o", "/home/zigbee/replugged.json"])).code).toBe(0);
     expect(await faultsOf("node2")).not.toContain("unplug");
+  });
+
+  it("break-tools / fix-tools: the node's python3 has no zigpy-znp, then has it again", async () => {
+    await lab.fault("break-tools", "node2");
+    const broken = await lab.znp("node2", "nvram_read", ["--help"]);
+    expect(broken.code).not.toBe(0);
+    expect(broken.stderr).toMatch(/No module named 'zigpy_znp'/);
+    // Only the tools: python3 itself and everything else on the node still work.
+    expect((await lab.exec("node2", ["python3", "-c", "print(6 * 7)"])).stdout.trim()).toBe("42");
+    expect(await faultsOf("node2")).toContain("break-tools");
+
+    await lab.fault("fix-tools", "node2");
+    expect((await lab.znp("node2", "nvram_read", ["--help"])).code).toBe(0);
+    expect(await faultsOf("node2")).not.toContain("break-tools");
   });
 
   it("power-cycle-dongle: the dongle resets and keeps its NVRAM", async () => {

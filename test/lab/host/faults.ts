@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, openSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SimulatorClient } from "../simulator/client.js";
 import { startMosquitto, stopMosquitto } from "./controller.js";
-import { RC_SERVICE, SERVICE } from "./files.js";
+import { pythonWrapper, RC_SERVICE, SERVICE } from "./files.js";
 import {
   type HostExec,
   nodeHostKeyFingerprint,
@@ -71,6 +71,12 @@ export const FAULTS = {
   unplug: { undo: "replug", hosts: "nodes", help: "the dongle stops answering and /dev/ttyUSB0 disappears" },
   replug: { undo: null, hosts: "nodes", help: "the dongle is back (same NVRAM)" },
   "power-cycle-dongle": { undo: null, hosts: "nodes", help: "the dongle resets, keeping its NVRAM" },
+  "break-tools": {
+    undo: "fix-tools",
+    hosts: "nodes",
+    help: "the node's python3 lacks zigpy-znp (`python3 -m zigpy_znp.tools.X` fails as if never installed)",
+  },
+  "fix-tools": { undo: null, hosts: "nodes", help: "the node's python3 is the zigpy-znp virtualenv's again" },
   "stop-mqtt": { undo: "start-mqtt", hosts: "controller", help: "stop the controller's Mosquitto" },
   "start-mqtt": { undo: null, hosts: "controller", help: "start the controller's Mosquitto" },
 } as const;
@@ -178,6 +184,9 @@ export async function applyFault(
       else await dongle.powerCycle();
       return;
     }
+    case "break-tools":
+    case "fix-tools":
+      return setPythonWrapper(ctx, host, kind === "break-tools");
     case "stop-mqtt":
       return stopMosquitto(exec, ctx.layout);
     case "start-mqtt": {
@@ -225,6 +234,21 @@ async function fillDisk(exec: HostExec, host: HostId, disk: Disk) {
   const avail = Number(free.stdout.trim().split("\n").pop());
   if (!(avail < 4096)) throw new Error(`fill-disk: ${mount} on ${host} still has ${avail} bytes free`);
 }
+
+/**
+ * /usr/local/bin/python3 on a node (its host dir's bin/, bound read-only into the node) is a
+ * wrapper around the zigpy-znp virtualenv's python. Broken, it runs the system python, which has
+ * no zigpy_znp: `sudo python3 -m zigpy_znp.tools.X` fails with the real ModuleNotFoundError, as on
+ * a node where the tools were never installed. Written with a rename: a running python3 keeps its file.
+ */
+function setPythonWrapper(ctx: FaultContext, host: HostId, broken: boolean) {
+  const path = join(ctx.layout.node(host).bin, "python3");
+  const content = broken ? BROKEN_PYTHON : pythonWrapper(ctx.info().znp.venv);
+  writeFileSync(`${path}.lab-tmp`, content, { mode: 0o755 });
+  renameSync(`${path}.lab-tmp`, path);
+}
+
+const BROKEN_PYTHON = `#!/bin/sh\n# python3 WITHOUT zigpy-znp (zigbee2mqtt-ha lab fault break-tools; undo: fix-tools)\nexec ${SYSTEM_PYTHON} "$@"\n`;
 
 async function netem(ctx: FaultContext, host: HostId, options: FaultOptions) {
   const current = ctx.info().netem?.[host];
@@ -301,6 +325,8 @@ export async function activeFaults(ctx: FaultContext): Promise<ActiveFault[]> {
       const filler = await ctx.exec(node, ["test", "-e", `${DISK_MOUNTS[disk]}/${FILLER}`]);
       if (filler.code === 0) add(node, "fill-disk", disk);
     }
+    const python = join(ctx.layout.node(node).bin, "python3");
+    if (existsSync(python) && readFileSync(python, "utf8") === BROKEN_PYTHON) add(node, "break-tools");
     if (existsSync(n.simulator.control)) {
       try {
         const status = await new SimulatorClient(n.simulator.control, 2_000).status();

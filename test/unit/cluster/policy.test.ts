@@ -241,6 +241,53 @@ describe("failover policy", () => {
     expect(decisions()).toEqual(["not acting: no standby is ready (node2: coordinator port missing)"]);
   });
 
+  it("a stopped service with bridge/state online is not down: no health check is needed, no incident", async () => {
+    // zigbee2mqtt just came back: bridge/state says online before the next probe sees it running.
+    setup();
+    watcher.healthy = false;
+    statuses.node1 = nodeStatus("node1", { health: "active-down", zigbee2mqtt_running: false });
+    await at(1);
+    await at(30);
+    expect(actions).toEqual([]);
+    expect(decisions()).toEqual([]);
+    expect(cx.alerts.list()).toEqual([]);
+  });
+
+  it("the incident's alerts end with it: after a failover, and when no standby was ready and the active came back", async () => {
+    setup({ restart_attempts: 0 });
+    ready = {};
+    crash();
+    await at(11);
+    expect(
+      cx.alerts
+        .list()
+        .map((a) => a.kind)
+        .sort(),
+    ).toEqual(["active_down", "no_standby_ready"]);
+    recover();
+    await at(12);
+    expect(cx.alerts.list()).toEqual([]);
+
+    ready = { node2: true };
+    crash();
+    await at(30);
+    expect(actions).toEqual(["failover node2"]);
+    // The failover made node2 the active; node2 is healthy.
+    cx.state.update((s) => {
+      s.active = "node2";
+    });
+    statuses.node2 = nodeStatus("node2", {
+      role: "active",
+      health: "active-healthy",
+      zigbee2mqtt_running: true,
+    });
+    statuses.node1 = nodeStatus("node1", { role: "standby", zigbee2mqtt_running: false });
+    watcher.bridge = { ...watcher.bridge, publishing_node: "node2" };
+    watcher.setState("online");
+    await at(31);
+    expect(cx.alerts.list()).toEqual([]);
+  });
+
   it("cooldown between automatic failovers", async () => {
     setup({ restart_attempts: 0, cooldown: "10m" });
     crash();
@@ -280,5 +327,18 @@ describe("split-brain guard in maintenance mode", () => {
     await at(0);
     expect(actions).toEqual([]);
     expect(cx.alerts.list()[0]?.message).toContain("maintenance mode: left running");
+  });
+
+  it("clears the alert once the stray is stopped by hand", async () => {
+    setup();
+    cx.state.update((s) => {
+      s.automation.maintenance = true;
+    });
+    statuses.node2 = nodeStatus("node2", { zigbee2mqtt_running: true, health: "standby-not-ready" });
+    await at(0);
+    expect(cx.alerts.list().map((a) => a.kind)).toEqual(["split_brain"]);
+    statuses.node2 = nodeStatus("node2", { zigbee2mqtt_running: false });
+    await at(1);
+    expect(cx.alerts.list()).toEqual([]);
   });
 });
