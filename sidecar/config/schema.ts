@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { Cron } from "croner";
 import { z } from "zod";
 import { splitCommand } from "./argv.js";
 import { parseDuration } from "./duration.js";
@@ -249,8 +250,26 @@ export const configSchema = z
       .prefault({}),
     schedule: z
       .strictObject({
-        /** Cron-like "minute hour day-of-month month day-of-week", e.g. "0 4 * * 1,4". */
-        switchover: z.string().nullable().default(null),
+        /**
+         * Cron-like "minute hour day-of-month month day-of-week", e.g. "0 4 * * 1,4" (croner's
+         * syntax; a sixth field in front gives seconds). Checked here: a typo would otherwise only
+         * fail when the scheduler starts, after the sidecar is up, leaving it without the schedule.
+         */
+        switchover: z
+          .string()
+          .nullable()
+          .default(null)
+          .superRefine((pattern, ctx) => {
+            if (pattern === null) return;
+            try {
+              new Cron(pattern, { paused: true }).stop();
+            } catch (error) {
+              ctx.addIssue({
+                code: "custom",
+                message: `bad schedule ${JSON.stringify(pattern)}: ${(error as Error).message}`,
+              });
+            }
+          }),
       })
       .prefault({}),
     snmp: z

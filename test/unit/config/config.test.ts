@@ -76,6 +76,23 @@ describe("config validation names the field that is wrong", () => {
     ]);
   });
 
+  it("bad switchover schedule (refused at load, not when the scheduler starts); five and six fields accepted", () => {
+    expect(problems({ ...valid(), schedule: { switchover: "0 4 * * mon,funday" } })).toEqual([
+      expect.stringMatching(/^schedule\.switchover: bad schedule "0 4 \* \* mon,funday": /),
+    ]);
+    expect(problems({ ...valid(), schedule: { switchover: "every tuesday" } })[0]).toMatch(
+      /^schedule\.switchover: bad schedule/,
+    );
+    expect(parseConfig(stringify({ ...valid(), schedule: { switchover: "0 4 * * 1,4" } })).schedule).toEqual({
+      switchover: "0 4 * * 1,4",
+    });
+    expect(
+      parseConfig(stringify({ ...valid(), schedule: { switchover: "*/10 * * * * *" } })).schedule,
+    ).toEqual({
+      switchover: "*/10 * * * * *",
+    });
+  });
+
   it("reports every problem at once", () => {
     const found = problems({ mqtt: {}, nodes: [node("Node 1")], failover: { grace: "soon" } });
     expect(found).toContain("mqtt.url: required");
