@@ -154,6 +154,24 @@ describe("the simulator process", () => {
     });
   });
 
+  it("restarts its highest-counter watermark from the running counter on request, and keeps counting up from there", async () => {
+    const sim = await start("watermark", { framesPerSecond: 50 });
+    const host = await mtHost(sim.socketUrl);
+    await host.sreq(Subsystem.SYS, 0x1d, Buffer.from("840000000400 00001000".replace(/ /g, ""), "hex"));
+    expect(await host.sreq(Subsystem.ZDO, 0x40, Buffer.from("6400", "hex"))).toEqual(Buffer.from([1]));
+    await new Promise((r) => setTimeout(r, 600));
+    const reset = await sim.client.resetMaxFrameCounter();
+    expect(reset.max_nwk_frame_counter).toBeGreaterThan(0);
+    expect(reset.max_nwk_frame_counter).toBeLessThanOrEqual(reset.nwk_frame_counter);
+    await new Promise((r) => setTimeout(r, 600));
+    const later = await sim.status();
+    expect(later.max_nwk_frame_counter).toBeGreaterThan(reset.max_nwk_frame_counter);
+    host.close();
+    // Without a running network the watermark starts from 0.
+    await sim.client.powerCycle();
+    expect((await sim.client.resetMaxFrameCounter()).max_nwk_frame_counter).toBe(0);
+  });
+
   it("presents a serial device owned by the given group and removes it on SIGTERM", async () => {
     const gid = Number(execFileSync("getent", ["group", "dialout"], { encoding: "utf8" }).split(":")[2]);
     const sim = await start("tty", { pty: true, ptyGroup: "dialout", tcp: false });

@@ -149,16 +149,19 @@ program
   .argument("[disk]", "fill-disk/free-disk: data (default) or home")
   .option("--loss <percent>", "netem: packet loss in each direction", number("--loss"))
   .option("--delay <ms>", "netem: delay of every packet the host sends", number("--delay"))
-  .option("--clear", "netem: remove loss and delay")
+  .option("--clear", "netem: remove loss and delay; tool-fault: remove the tool fault")
+  .option("--tool <name>", "tool-fault: the zigpy-znp tool (nvram_read, nvram_write, nvram_reset, ...)")
+  .option("--mode <mode>", "tool-fault: fail (exit 1, dongle untouched) or corrupt (cut its -o file in half)")
+  .option("--times <n>", "tool-fault: only the next N runs (default: every run)", number("--times"))
   .action(
     async (
       kind: string,
       host: string,
       disk: string | undefined,
-      opts: { loss?: number; delay?: number; clear?: boolean },
+      opts: { loss?: number; delay?: number; clear?: boolean; tool?: string; mode?: string; times?: number },
     ) => {
       const lab = await Lab.attach(labName());
-      const options: FaultOptions = { ...opts };
+      const options = { ...opts } as FaultOptions;
       if (disk !== undefined) {
         if (disk !== "data" && disk !== "home") throw new Error(`disk must be data or home, not ${disk}`);
         options.disk = disk;

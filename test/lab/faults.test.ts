@@ -32,6 +32,7 @@ afterAll(async () => {
     await lab.fault(kind, host).catch(() => {});
   }
   await lab.fault("netem", "node2", { clear: true }).catch(() => {});
+  await lab.fault("tool-fault", "node2", { clear: true }).catch(() => {});
   await lab.fault("start-zigbee2mqtt", "node1").catch(() => {});
 });
 
@@ -189,6 +190,41 @@ describe("faults", () => {
     await lab.fault("fix-tools", "node2");
     expect((await lab.znp("node2", "nvram_read", ["--help"])).code).toBe(0);
     expect(await faultsOf("node2")).not.toContain("break-tools");
+  });
+
+  it("tool-fault: one zigpy-znp tool fails (dongle untouched) or corrupts its output, for N runs or until cleared", async () => {
+    const before = await lab.simulator("node2").nvram();
+    await lab.fault("tool-fault", "node2", { tool: "nvram_write", mode: "fail", times: 1 });
+    expect((await lab.status()).faults).toContainEqual({
+      host: "node2",
+      kind: "tool-fault",
+      detail: "nvram_write fail (1 more run)",
+    });
+    const failed = await lab.znp("node2", "nvram_write", ["-i", "/nonexistent.json"]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/lab tool-fault: nvram_write fails on purpose/);
+    expect(await lab.simulator("node2").nvram()).toEqual(before);
+    expect(await faultsOf("node2")).not.toContain("tool-fault");
+    // Its one run used up: the real tool runs again (and fails on the missing file, as it should).
+    expect((await lab.znp("node2", "nvram_write", ["-i", "/nonexistent.json"])).stderr).toMatch(
+      /No such file or directory/,
+    );
+    // Other tools are not affected.
+    await lab.fault("tool-fault", "node2", { tool: "nvram_read", mode: "corrupt" });
+    expect((await lab.znp("node2", "nvram_reset", ["--help"])).code).toBe(0);
+    const out = `${lab.node("node2").homeDir}/lab-nvram.json`;
+    for (let run = 0; run < 2; run++) {
+      expect((await lab.znp("node2", "nvram_read", ["-o", out])).code).toBe(0);
+      const text = await lab.readFile("node2", out);
+      expect(() => JSON.parse(text)).toThrow();
+      expect(text).toBe(JSON.stringify(before, null, 4).slice(0, text.length));
+    }
+    expect(await faultsOf("node2")).toContain("tool-fault");
+    await lab.fault("tool-fault", "node2", { clear: true });
+    expect(await faultsOf("node2")).not.toContain("tool-fault");
+    expect((await lab.znp("node2", "nvram_read", ["-o", out])).code).toBe(0);
+    expect(JSON.parse(await lab.readFile("node2", out))).toEqual(before);
+    await lab.exec("node2", ["rm", "-f", out]);
   });
 
   it("power-cycle-dongle: the dongle resets and keeps its NVRAM", async () => {

@@ -19,6 +19,7 @@ import { netnsPath, SYSTEM_PYTHON } from "./namespaces.js";
 import { type HostId, isNodeId, netnsName } from "./naming.js";
 import { applyNetem, clearNetem, linkIsUp, NETEM_QUEUE, setLink } from "./network.js";
 import type { ActiveFault, LabInfo } from "./state.js";
+import { setToolFault, type ToolFaultOptions, toolFaultOf } from "./tool-fault.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DELAY_HELPER = join(here, "netem-delay.py");
@@ -71,6 +72,11 @@ export const FAULTS = {
   unplug: { undo: "replug", hosts: "nodes", help: "the dongle stops answering and /dev/ttyUSB0 disappears" },
   replug: { undo: null, hosts: "nodes", help: "the dongle is back (same NVRAM)" },
   "power-cycle-dongle": { undo: null, hosts: "nodes", help: "the dongle resets, keeping its NVRAM" },
+  "tool-fault": {
+    undo: "tool-fault --clear",
+    hosts: "nodes",
+    help: "a zigpy-znp tool fails or corrupts its output: --tool nvram_write --mode fail|corrupt [--times N]; --clear",
+  },
   "break-tools": {
     undo: "fix-tools",
     hosts: "nodes",
@@ -89,12 +95,12 @@ export function isFaultKind(kind: string): kind is FaultKind {
 
 export type Disk = "data" | "home";
 
-export interface FaultOptions {
+export interface FaultOptions extends Omit<ToolFaultOptions, "clear"> {
   /** netem: percent of packets lost in each direction. */
   loss?: number;
   /** netem: milliseconds added to every packet the host sends. */
   delay?: number;
-  /** netem: remove loss and delay. */
+  /** netem: remove loss and delay; tool-fault: remove the tool fault. */
   clear?: boolean;
   /** fill-disk / free-disk: which tmpfs (free-disk without one frees both). */
   disk?: Disk;
@@ -187,6 +193,8 @@ export async function applyFault(
     case "break-tools":
     case "fix-tools":
       return setPythonWrapper(ctx, host, kind === "break-tools");
+    case "tool-fault":
+      return setToolFault(ctx.layout, ctx.info().znp.venv, host, options);
     case "stop-mqtt":
       return stopMosquitto(exec, ctx.layout);
     case "start-mqtt": {
@@ -327,6 +335,8 @@ export async function activeFaults(ctx: FaultContext): Promise<ActiveFault[]> {
     }
     const python = join(ctx.layout.node(node).bin, "python3");
     if (existsSync(python) && readFileSync(python, "utf8") === BROKEN_PYTHON) add(node, "break-tools");
+    const toolFault = toolFaultOf(ctx.layout, node);
+    if (toolFault) add(node, "tool-fault", toolFault);
     if (existsSync(n.simulator.control)) {
       try {
         const status = await new SimulatorClient(n.simulator.control, 2_000).status();

@@ -4,6 +4,8 @@
  * Pure functions of their inputs; node-files.ts writes them.
  */
 
+import { NODE_LAB_DIR } from "./layout.js";
+
 export const ZIGBEE_USER = "zigbee";
 export const SERIAL_PORT = "/dev/ttyUSB0";
 export const DATA_DIR = "/opt/zigbee2mqtt/data";
@@ -122,9 +124,42 @@ export function zigbee2mqttInitScript(node: string, nodeBinary: string, z2mIndex
   ].join("\n");
 }
 
-/** /usr/local/bin/python3 on the nodes: the zigpy-znp virtualenv's interpreter. */
+/**
+ * Where the lab's `tool-fault` puts its order on a node: `TOOL MODE COUNT` (COUNT -1: every run).
+ * In the node's root-only lab dir, so only root (sudo, as the tools run) reads it and no test
+ * subject can change it.
+ */
+export const TOOL_FAULT_FILE = `${NODE_LAB_DIR}/tool-fault`;
+
+/**
+ * /usr/local/bin/python3 on the nodes: the zigpy-znp virtualenv's interpreter, with the lab's
+ * coordinator-tool faults. When TOOL_FAULT_FILE names the tool being run (`-m zigpy_znp.tools.X`)
+ * and has runs left: `fail` exits 1 before touching the dongle; `corrupt` runs the tool and then
+ * cuts the file it wrote (`-o`) in half, as a dump damaged on its way would be.
+ */
 export function pythonWrapper(venv: string): string {
-  return `#!/bin/sh\n# python3 of the zigpy-znp virtualenv (zigbee2mqtt-ha lab)\nexec ${checkPlainPath(venv)}/bin/python3 "$@"\n`;
+  return `#!/bin/sh
+# python3 of the zigpy-znp virtualenv (zigbee2mqtt-ha lab)
+py=${checkPlainPath(venv)}/bin/python3
+f=${TOOL_FAULT_FILE}
+if [ "$1" = -m ] && [ -r "$f" ] && read -r tool mode left <"$f" && [ "$2" = "zigpy_znp.tools.$tool" ] && [ "$left" != 0 ]; then
+  [ "$left" -gt 0 ] && echo "$tool $mode $((left - 1))" >"$f"
+  case "$mode" in
+    fail)
+      echo "lab tool-fault: $tool fails on purpose (the dongle was not touched)" >&2
+      exit 1 ;;
+    corrupt)
+      "$py" "$@" || exit
+      out= prev=
+      for a in "$@"; do [ "$prev" = -o ] && out=$a; prev=$a; done
+      [ -f "$out" ] || exit 0
+      size=$(wc -c <"$out")
+      head -c $((size / 2)) "$out" >"$out.lab-cut" && cat "$out.lab-cut" >"$out" && rm -f "$out.lab-cut"
+      exit 0 ;;
+  esac
+fi
+exec "$py" "$@"
+`;
 }
 
 function hex(value: number, digits = 2): string {

@@ -66,6 +66,11 @@ export class SimulatorClient {
     return this.request<SimulatorStatus>({ cmd: "power-cycle" });
   }
 
+  /** `max_nwk_frame_counter` starts again from the running chip's counter (0 without a network). */
+  resetMaxFrameCounter(): Promise<SimulatorStatus> {
+    return this.request<SimulatorStatus>({ cmd: "reset-max-frame-counter" });
+  }
+
   setTraffic(framesPerSecond: number): Promise<SimulatorStatus> {
     return this.request<SimulatorStatus>({ cmd: "set-traffic", frames_per_second: framesPerSecond });
   }

@@ -175,6 +175,9 @@ export class SimulatorService {
         if (this.unplugged) return { ok: false, error: "the dongle is unplugged; replug it instead" };
         await this.exclusive(() => this.powerCycle());
         return this.statusReply();
+      case "reset-max-frame-counter":
+        this.device.resetMaxFrameCounter();
+        return this.statusReply();
       case "set-traffic": {
         const fps = request.frames_per_second;
         if (typeof fps !== "number" || !Number.isFinite(fps) || fps < 0 || fps > 100000) {
@@ -186,7 +189,7 @@ export class SimulatorService {
       default:
         return {
           ok: false,
-          error: `unknown cmd ${JSON.stringify(request.cmd)}; known: status, nvram, stats, unplug, replug, power-cycle, set-traffic`,
+          error: `unknown cmd ${JSON.stringify(request.cmd)}; known: status, nvram, stats, unplug, replug, power-cycle, set-traffic, reset-max-frame-counter`,
         };
     }
   }

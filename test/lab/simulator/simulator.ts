@@ -596,6 +596,15 @@ export class ZnpDevice {
     return this.maxFc;
   }
 
+  /**
+   * The lab's watermark starts again from the counter the running chip uses now (0 when it runs
+   * no network): a test that gives a dongle a fresh network asks "highest counter since then".
+   */
+  resetMaxFrameCounter(): void {
+    this.maxFc = this.counter?.value ?? 0;
+    this.onMetaChange();
+  }
+
   // ------------------------------------------------------------------ status
 
   status(unplugged: boolean): DeviceStatus {
