@@ -13,7 +13,9 @@ import { unreachableNodes } from "../../helpers/sidecar.js";
 
 function world() {
   const dir = mkdtempSync(join(tmpdir(), "z2mha-monitor-"));
-  const config = parseConfig(stringify({ state_dir: dir, mqtt: { url: "mqtt://127.0.0.1:1" }, nodes: unreachableNodes() }));
+  const config = parseConfig(
+    stringify({ state_dir: dir, mqtt: { url: "mqtt://127.0.0.1:1" }, nodes: unreachableNodes() }),
+  );
   const bus = new EventBus();
   const events: Stamped[] = [];
   bus.subscribe((e) => events.push(e));
