@@ -7,7 +7,7 @@ import type {
   OperationRecord,
   OperationStatus,
 } from "../types.js";
-import type { NotificationName, ObjectValues, Outcome } from "./snmp-mib.js";
+import { type NotificationName, OBJECTS, type ObjectValues, type Outcome } from "./snmp-mib.js";
 
 /** One notification to send, independent of MIB layout and transport. */
 export interface Z2mhaNotification {
@@ -277,10 +277,32 @@ function failureSentence(
   from = "",
 ): string {
   const at = step ? ` at step ${step}` : "";
-  const why = op.error?.message ? `: ${op.error.message}` : "";
   if (outcome === "interrupted") return `${what} was interrupted${at} (the controller stopped while it ran)`;
-  if (outcome === "rolledBack") {
-    return `${what} failed${at}${why}; rolled back${from ? `, ${from} is active again` : ""}`;
+  const head = `${what} failed${at}`;
+  const tail = outcome === "rolledBack" ? `; rolled back${from ? `, ${from} is active again` : ""}` : "";
+  // z2mhaMessage (and the prototype's scriptMessage) hold 255 bytes. An error carrying a tool's
+  // output used to push the outcome ("rolled back, node1 is active again") off the end: the error
+  // gives way instead, on one line.
+  const error = (op.error?.message ?? "").replace(/\s+/g, " ").trim();
+  if (!error) return `${head}${tail}`;
+  const room = MESSAGE_MAX_BYTES - Buffer.byteLength(`${head}: ${tail}`);
+  return `${head}: ${fitUtf8(error, room)}${tail}`;
+}
+
+const MESSAGE_MAX_BYTES = OBJECTS.z2mhaMessage.syntax.maxBytes;
+
+/**
+ * `text` if it fits in `maxBytes` of UTF-8, else as much of it as fits followed by "...". ASCII
+ * dots, not "…": the same message goes into the prototype's scriptMessage, a DisplayString, which
+ * receivers print as hex as soon as it holds a non-ASCII byte.
+ */
+function fitUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  const ellipsis = "...";
+  let out = "";
+  for (const char of text) {
+    if (Buffer.byteLength(out + char + ellipsis) > maxBytes) break;
+    out += char;
   }
-  return `${what} failed${at}${why}`;
+  return `${out}${ellipsis}`;
 }

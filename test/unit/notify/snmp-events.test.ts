@@ -107,6 +107,20 @@ describe("NotificationMapper: operations", () => {
     expect(n?.prototype.scriptStatus).toBe("ERR");
   });
 
+  it("shortens a long error (a tool's output) so the outcome still fits the 255-byte message", () => {
+    const output = `nvram_read exited with 1\nTraceback (most recent call last):\n${'  File "/opt/venv/zigpy_znp/api.py", line 42, in connect — ü\n'.repeat(10)}`;
+    const n = new NotificationMapper("home").map({
+      type: "operation.finished",
+      operation: operation({ status: "rolled_back", error: { step: "preflight node2", message: output } }),
+    });
+    const message = n?.values.z2mhaMessage as string;
+    expect(Buffer.byteLength(message)).toBeLessThanOrEqual(255);
+    expect(message).toMatch(
+      /^switchover from node1 to node2 failed at step preflight node2: nvram_read exited with 1 Traceback \(most recent call last\): File .*\.\.\.; rolled back, node1 is active again$/,
+    );
+    expect(message).not.toContain("\n");
+  });
+
   it("finds the failed step among the steps when the error names none, ignoring rollback steps", () => {
     const n = new NotificationMapper("home").map({
       type: "operation.finished",
