@@ -24,6 +24,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const NODE_ROOT_SCRIPT = join(here, "node-root.sh");
 const CONTROLLER_ROOT_SCRIPT = join(here, "controller-root.sh");
 const RC_SERVICE_SCRIPT = join(here, "..", "node", "rc-service");
+/** The repository: the nodes' simulators run from it. */
+const REPO_DIR = join(here, "..", "..", "..");
 
 /** tmpfs sizes: small, so `fill-disk` fills them in an instant. */
 export const DATA_TMPFS_SIZE = "64m";
@@ -159,6 +161,7 @@ export async function shapeHostFilesystem(
           DATA_TMPFS_SIZE,
           HOME_TMPFS_SIZE,
           opts.z2mDir,
+          REPO_DIR,
         ];
   await run(enterArgv(layout, name, host, argv), { timeout: 30_000 });
 }

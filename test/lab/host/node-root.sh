@@ -8,9 +8,9 @@
 # shadow, hosts, hostname, sudoers.d, ssh, init.d) and /usr/local/{bin,sbin}, bound from HOST_DIR.
 # HOST_DIR/lab appears as /run/lab (root only): the simulator's state, control socket and logs.
 set -euo pipefail
-usage="usage: node-root.sh HOST_DIR HOSTNAME UID GID DATA_SIZE HOME_SIZE Z2M_DIR"
-(($# == 7)) || { echo "$usage" >&2; exit 2; }
-host_dir=$1 hostname=$2 uid=$3 gid=$4 data_size=$5 home_size=$6 z2m_dir=$7
+usage="usage: node-root.sh HOST_DIR HOSTNAME UID GID DATA_SIZE HOME_SIZE Z2M_DIR REPO_DIR"
+(($# == 8)) || { echo "$usage" >&2; exit 2; }
+host_dir=$1 hostname=$2 uid=$3 gid=$4 data_size=$5 home_size=$6 z2m_dir=$7 repo_dir=$8
 
 hostname "$hostname"
 
@@ -27,7 +27,10 @@ mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
 # Staging area: the new /dev and /run are built under /mnt, then moved into place last, because
 # HOST_DIR lives under the root namespace's /run and must stay reachable until everything is bound.
 mount -t tmpfs -o mode=0755,size=1m tmpfs /mnt
-mkdir /mnt/dev /mnt/run
+mkdir /mnt/dev /mnt/run /mnt/repo
+# The repository (the simulator runs from it) stays reachable at its own path, also when it lives
+# under a directory this node gets its own copy of below (a clone in /tmp, say): kept aside here.
+mount --bind "$repo_dir" /mnt/repo
 
 mount -t tmpfs -o mode=0755,size=1m,nosuid tmpfs /mnt/dev
 for dev in null zero full random urandom tty; do
@@ -74,6 +77,14 @@ chmod 0755 /home/zigbee
 
 mount -t tmpfs -o mode=1777,size=64m,nodev,nosuid tmpfs /tmp
 mount -t tmpfs -o mode=0755,size=32m,nodev,nosuid tmpfs /var/log
+
+if [[ -e "$repo_dir/package.json" ]]; then
+  umount /mnt/repo
+else
+  mkdir -p "$repo_dir"
+  mount --no-mtab --move /mnt/repo "$repo_dir"
+fi
+rmdir /mnt/repo
 
 umount -R -l /dev
 mount --no-mtab --move /mnt/dev /dev
