@@ -1,3 +1,4 @@
+import { parseNvram } from "../coordinator/nvram.js";
 import type {
   AutomationState,
   ClusterInfo,
@@ -13,7 +14,7 @@ import { type ClusterContext, nodeOf, stagingOf } from "./context.js";
 import { NotFoundError, PreconditionError } from "./errors.js";
 import { Monitor } from "./monitor.js";
 import { checkPlan } from "./operations/check.js";
-import { asStepFailure, stopAndConfirm, waitOnline } from "./operations/common.js";
+import { asStepFailure, stopAndConfirm, waitOnline, withRetries } from "./operations/common.js";
 import { recoveryPlan } from "./operations/recovery.js";
 import { pinnedSnapshots, syncPlan, targetManifest } from "./operations/sync.js";
 import { failoverPlan, switchoverPlan } from "./operations/takeover.js";
@@ -73,6 +74,12 @@ export class Cluster implements ClusterService {
    * look at: say so loudly, with which node runs zigbee2mqtt as far as the probes know.
    */
   #onFinished(op: OperationRecord): void {
+    if (op.kind === "sync" && op.status === "succeeded") {
+      // The warning of a takeover that only failed to stage a standby: a full sync staged it.
+      const staging = this.cx.alerts.list().find((a) => a.kind === "takeover_failed");
+      if (staging?.severity === "warning") this.cx.alerts.clear("takeover_failed");
+      return;
+    }
     if (op.kind !== "switchover" && op.kind !== "failover") return;
     if (op.status === "succeeded" || op.status === "rolled_back") {
       this.cx.alerts.clear("takeover_failed");
@@ -83,6 +90,15 @@ export class Cluster implements ClusterService {
       .statuses()
       .filter((s) => s.zigbee2mqtt_running)
       .map((s) => s.id);
+    if (op.result?.committed === true) {
+      // Past the point of no return the network moved; what failed is only a standby's staged copy.
+      this.cx.alerts.raise(
+        "takeover_failed",
+        "warning",
+        `${op.kind} ${op.params.from ?? "?"} → ${op.params.to ?? "?"} moved the network (${op.params.to} is active), but "${op.error?.step}" failed: ${op.error?.message}. The next sync stages it again. zigbee2mqtt runs on: ${running.join(", ") || "no node"}`,
+      );
+      return;
+    }
     this.cx.alerts.raise(
       "takeover_failed",
       "critical",
@@ -382,6 +398,24 @@ export class Cluster implements ClusterService {
             } catch (error) {
               throw asStepFailure(error);
             }
+          },
+        },
+        {
+          // zigbee2mqtt is stopped, but Z-Stack keeps running a network it started (a fenced old
+          // active's, or one a hand-started standby formed or restored): left alone, the chip stays
+          // on the air as a second coordinator. A soft reset (parking) makes it hold, NVRAM kept.
+          name: `park the coordinator on ${node}`,
+          timeoutMs: 300_000,
+          continueOnFailure: true,
+          run: async ({ signal }) => {
+            const stray = nodeOf(this.cx, node);
+            const text = await withRetries(this.cx, `nvram_read on ${node}`, 3, signal, () =>
+              stray.nvramRead(),
+            );
+            const item = await withRetries(this.cx, `park the coordinator on ${node}`, 3, signal, () =>
+              stray.parkCoordinator(parseNvram(text).LEGACY ?? {}),
+            );
+            return `soft reset (nvram_write of ${item} unchanged): its coordinator holds`;
           },
         },
         {

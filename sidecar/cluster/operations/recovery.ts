@@ -3,18 +3,41 @@ import { type ClusterContext, nodeOf } from "../context.js";
 import type { Monitor } from "../monitor.js";
 import type { OperationPlan } from "../runner.js";
 import { asStepFailure, stopAndConfirm, waitOnline } from "./common.js";
+import { raiseCounter, retireCopy } from "./takeover.js";
 
 export interface RecoveryContext {
   running: string[];
   unreachable: string[];
   actions: string[];
+  notes: string[];
+}
+
+const ONLINE_TIMEOUT_MS = 180_000;
+
+/**
+ * The targets of interrupted takeovers whose zigbee2mqtt was started (the step ran, whatever its
+ * end) and whose copy a rollback did not already retire: their coordinators may have run the
+ * network with the copy's counters.
+ */
+function startedTargets(interrupted: OperationRecord[]): string[] {
+  const targets = new Set<string>();
+  for (const op of interrupted) {
+    if (op.kind !== "switchover" && op.kind !== "failover") continue;
+    const to = op.params.to;
+    if (typeof to !== "string") continue;
+    const started = op.steps.some((s) => s.name === `start ${to}` && !s.rollback);
+    const retired = op.steps.some((s) => s.name === `retire the copy on ${to}` && s.status === "succeeded");
+    if (started && !retired) targets.add(to);
+  }
+  return [...targets];
 }
 
 /**
  * After the sidecar died in the middle of an operation: bring the cluster to a safe state,
  * exactly one node running zigbee2mqtt (or none, with an alert, when none can be), and say what
- * was done. The old active's dongle is never written before the point of no return, so starting
- * it again is always safe; a target that already runs has the network and is adopted.
+ * was done. The old active's dongle holds the network until the point of no return, so starting
+ * it again is safe, once a target that was started has its copy retired and the old active counts
+ * above it; a target that runs and comes online has the network and is adopted.
  */
 export function recoveryPlan(
   cx: ClusterContext,
@@ -22,7 +45,7 @@ export function recoveryPlan(
   interrupted: OperationRecord[],
   trigger: string,
 ): OperationPlan<RecoveryContext> {
-  const ctx: RecoveryContext = { running: [], unreachable: [], actions: [] };
+  const ctx: RecoveryContext = { running: [], unreachable: [], actions: [], notes: [] };
   return {
     kind: "recovery",
     mutating: true,
@@ -45,63 +68,119 @@ export function recoveryPlan(
       },
       {
         name: "leave exactly one node running",
-        timeoutMs: 300_000,
-        run: async ({ signal }) => {
-          const state = cx.state.get();
-          const bridge = cx.watcher.status();
-          if (ctx.running.length > 1) {
-            const keep =
-              (state.active && ctx.running.includes(state.active) && state.active) ||
-              (bridge.publishing_node &&
-                ctx.running.includes(bridge.publishing_node) &&
-                bridge.publishing_node) ||
-              (ctx.running[0] as string);
-            for (const id of ctx.running.filter((r) => r !== keep)) {
-              try {
-                await stopAndConfirm(cx, id);
-              } catch (error) {
-                throw asStepFailure(error);
-              }
-              ctx.actions.push(`stopped zigbee2mqtt on ${id}: ${keep} keeps the network`);
-            }
-            ctx.running = [keep];
+        timeoutMs: 900_000,
+        run: async (io) => {
+          try {
+            return await leaveOneRunning(cx, ctx, interrupted, io.signal);
+          } catch (error) {
+            // Whatever runs now, someone must look: never leave it to a quiet failed record.
+            cx.alerts.raise(
+              "recovery",
+              "critical",
+              `recovery after a sidecar crash failed: ${(error as Error).message}; zigbee2mqtt ran on ${ctx.running.join(", ") || "no node"} when it gave up`,
+            );
+            throw error;
           }
-          if (ctx.running.length === 1) {
-            const only = ctx.running[0] as string;
-            if (only !== state.active) {
-              const next = cx.state.update((s) => {
-                s.active = only;
-                delete s.fenced[only];
-              });
-              cx.bus.publish({ type: "state.changed", state: next });
-              ctx.actions.push(
-                `${only} already runs the network: it is now the active node (was ${state.active ?? "none"})`,
-              );
-            } else {
-              ctx.actions.push(`${only} runs zigbee2mqtt and stays active`);
-            }
-            return ctx.actions.join("; ");
-          }
-          const active = state.active;
-          if (active && !ctx.unreachable.includes(active)) {
-            try {
-              await nodeOf(cx, active).startService();
-            } catch (error) {
-              throw asStepFailure(error);
-            }
-            const detail = await waitOnline(cx, active, {}, 180_000, signal);
-            ctx.actions.push(`no node was running: started ${active} again on its own dongle (${detail})`);
-            return ctx.actions.join("; ");
-          }
-          const message = active
-            ? `no node runs zigbee2mqtt and the active node ${active} is unreachable: a failover is needed`
-            : "no node runs zigbee2mqtt and no active node is known";
-          cx.alerts.raise("recovery", "critical", message);
-          ctx.actions.push(message);
-          return message;
         },
       },
     ],
-    result: (c) => ({ actions: c.actions, running: c.running, unreachable: c.unreachable }),
+    result: (c) => ({
+      actions: c.actions,
+      running: c.running,
+      unreachable: c.unreachable,
+      ...(c.notes.length ? { notes: c.notes } : {}),
+    }),
   };
+}
+
+async function leaveOneRunning(
+  cx: ClusterContext,
+  ctx: RecoveryContext,
+  interrupted: OperationRecord[],
+  signal: AbortSignal,
+): Promise<string> {
+  const state = cx.state.get();
+  const bridge = cx.watcher.status();
+  if (ctx.running.length > 1) {
+    const keep =
+      (state.active && ctx.running.includes(state.active) && state.active) ||
+      (bridge.publishing_node && ctx.running.includes(bridge.publishing_node) && bridge.publishing_node) ||
+      (ctx.running[0] as string);
+    for (const id of ctx.running.filter((r) => r !== keep)) {
+      try {
+        await stopAndConfirm(cx, id);
+      } catch (error) {
+        throw asStepFailure(error);
+      }
+      ctx.actions.push(`stopped zigbee2mqtt on ${id}: ${keep} keeps the network`);
+    }
+    ctx.running = [keep];
+  }
+  if (ctx.running.length === 1) {
+    const only = ctx.running[0] as string;
+    if (only === state.active) {
+      ctx.actions.push(`${only} runs zigbee2mqtt and stays active`);
+      return ctx.actions.join("; ");
+    }
+    // A takeover's target runs: it has the network once it is online. One that exits or
+    // never gets there is stopped, and the recorded active takes the network back.
+    let online: string | undefined;
+    try {
+      online = await waitOnline(cx, only, {}, ONLINE_TIMEOUT_MS, signal);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      try {
+        await stopAndConfirm(cx, only);
+      } catch (stopError) {
+        throw asStepFailure(stopError);
+      }
+      ctx.actions.push(
+        `${only} ran zigbee2mqtt but did not come online (${(error as Error).message}): stopped`,
+      );
+      ctx.running = [];
+    }
+    if (online) {
+      const next = cx.state.update((s) => {
+        s.active = only;
+        delete s.fenced[only];
+      });
+      cx.bus.publish({ type: "state.changed", state: next });
+      ctx.actions.push(
+        `${only} already runs the network: it is now the active node (was ${state.active ?? "none"})`,
+      );
+      return ctx.actions.join("; ");
+    }
+  }
+  const active = state.active;
+  if (active && !ctx.unreachable.includes(active)) {
+    // A target whose zigbee2mqtt was started may have run the network with the copy's (higher)
+    // counters, and its chip keeps running it: retire the copy, then count on above it.
+    const copies = startedTargets(interrupted).filter((t) => t !== active);
+    if (copies.length > 0) {
+      let above: number | undefined = 0;
+      for (const target of copies) {
+        const reached = await retireCopy(cx, target, signal, ctx.notes);
+        above = reached === undefined || above === undefined ? undefined : Math.max(above, reached);
+        ctx.actions.push(
+          `retired the copy of the network on ${target} (its counter reached ${reached ?? "an unknown value"})`,
+        );
+      }
+      const raised = await raiseCounter(cx, active, above, signal, ctx.notes);
+      ctx.actions.push(`raised the frame counter on ${active}: ${raised}`);
+    }
+    try {
+      await nodeOf(cx, active).startService();
+    } catch (error) {
+      throw asStepFailure(error);
+    }
+    const detail = await waitOnline(cx, active, {}, 180_000, signal);
+    ctx.actions.push(`no node was running: started ${active} again on its own dongle (${detail})`);
+    return ctx.actions.join("; ");
+  }
+  const message = active
+    ? `no node runs zigbee2mqtt and the active node ${active} is unreachable: a failover is needed`
+    : "no node runs zigbee2mqtt and no active node is known";
+  cx.alerts.raise("recovery", "critical", message);
+  ctx.actions.push(message);
+  return message;
 }

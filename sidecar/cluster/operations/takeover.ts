@@ -44,6 +44,8 @@ export interface TakeoverContext {
   fence?: { how: "ssh" | "command" | "none"; ok: boolean; detail: string };
   method?: string;
   frameCounter?: { before: number; restored: number };
+  /** Rollback: the highest network frame counter the target's coordinator can have used. */
+  targetReached?: number;
   outage: { offlineAt?: number; onlineAt?: number };
   notes: string[];
 }
@@ -407,6 +409,9 @@ function restageStep(cx: ClusterContext, ctx: TakeoverContext, node: string): St
     run: async ({ op }) => {
       const snapshot = ctx.dataSnapshot ?? cx.snapshots.latestData();
       if (!snapshot) return "no snapshot to stage";
+      // As in a sync: a node monitoring already knows unreachable fails at once, not after SSH gives up.
+      if (cx.unreachable(node))
+        throw new StepFailure(`${node} is unreachable (monitoring has had no answer from it): not staged`);
       const result = await stagingOf(cx, node).stage(targetManifest(cx, snapshot, node), (sha) =>
         cx.snapshots.readObject(sha),
       );
@@ -422,7 +427,119 @@ function restageStep(cx: ClusterContext, ctx: TakeoverContext, node: string): St
   };
 }
 
-/** Puts the old active back when a switchover fails before the target is confirmed online. */
+/** The items of `after` whose value differs from `before`: what nvram_write must write. */
+function changedItems(before: NvramDump, after: NvramDump): NvramDump {
+  const changed: NvramDump = {};
+  for (const [section, items] of Object.entries(after)) {
+    for (const [key, value] of Object.entries(items)) {
+      if (before[section]?.[key] !== value) changed[section] = { ...changed[section], [key]: value };
+    }
+  }
+  return changed;
+}
+
+/**
+ * A coordinator that ran the network with a copy's counters must stop doing so: Z-Stack keeps
+ * running the network after zigbee2mqtt exits. Reads how far its network frame counter got, then
+ * wipes its NVRAM (nvram_reset ends with a reset: the chip comes back with no network). Returns
+ * the counter, or undefined when it could not be read.
+ */
+export async function retireCopy(
+  cx: ClusterContext,
+  id: string,
+  signal: AbortSignal,
+  notes: string[],
+): Promise<number | undefined> {
+  const node = nodeOf(cx, id);
+  let reached: number | undefined;
+  try {
+    const text = await withRetries(
+      cx,
+      `nvram_read on ${id}`,
+      TOOL_ATTEMPTS,
+      signal,
+      () => node.nvramRead(),
+      notes,
+    );
+    reached = networkOf(parseNvram(text, { requireNetwork: true })).frame_counter;
+  } catch (error) {
+    notes.push(`could not read the frame counter on ${id}: ${(error as Error).message}`);
+  }
+  await withRetries(cx, `nvram_reset on ${id}`, TOOL_ATTEMPTS, signal, () => node.nvramReset(), notes);
+  return reached;
+}
+
+/**
+ * A coordinator resumes the network after another one ran it with higher counters: its frames must
+ * count on from above anything the other sent, or devices would drop them. Raises its network
+ * frame counter to `above` + failover.frame_counter_increment; with `above` unknown, to its own
+ * counter + twice the increment (a copy starts at most one increment above the counter it was
+ * read with, and the increment covers what it sent). Only the counter items are written
+ * (nvram_write, which ends with a reset, as parking does); the rest of its NVRAM is kept.
+ */
+export async function raiseCounter(
+  cx: ClusterContext,
+  id: string,
+  above: number | undefined,
+  signal: AbortSignal,
+  notes: string[],
+): Promise<string> {
+  const node = nodeOf(cx, id);
+  const increment = cx.config.failover.frame_counter_increment;
+  const text = await withRetries(
+    cx,
+    `nvram_read on ${id}`,
+    TOOL_ATTEMPTS,
+    signal,
+    () => node.nvramRead(),
+    notes,
+  );
+  const dump = parseNvram(text, { requireNetwork: true });
+  const before = networkOf(dump).frame_counter;
+  const target = (above ?? before + increment) + increment;
+  if (before >= target) return `frame counter ${before} is already above ${above}`;
+  const raised = changedItems(dump, raiseFrameCounter(dump, target));
+  await withRetries(
+    cx,
+    `nvram_write on ${id}`,
+    TOOL_ATTEMPTS,
+    signal,
+    () => node.nvramWrite(JSON.stringify(raised, null, 4)),
+    notes,
+  );
+  return `frame counter ${before} → ${target} (${countItems(raised)} items written)`;
+}
+
+/**
+ * Once the target's zigbee2mqtt was started, its coordinator may have started the network and sent
+ * frames with the copy's counters, which are above the old active's: the copy is retired.
+ */
+function retireCopyStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  return {
+    name: `retire the copy on ${ctx.to}`,
+    timeoutMs: 600_000,
+    run: async ({ signal }) => {
+      const reached = await retireCopy(cx, ctx.to, signal, ctx.notes);
+      ctx.targetReached = Math.max(reached ?? 0, ctx.frameCounter?.restored ?? 0);
+      return `${ctx.to}'s coordinator ${reached === undefined ? "(counter unknown)" : `had counted to ${reached}`}; its NVRAM is reset, it runs no network`;
+    },
+  };
+}
+
+/** The old active resumes above anything the retired copy can have sent. */
+function raiseFromCounterStep(cx: ClusterContext, ctx: TakeoverContext, from: string): Step<TakeoverContext> {
+  return {
+    name: `raise the frame counter on ${from}`,
+    timeoutMs: 600_000,
+    run: async ({ signal }) => {
+      const above = ctx.targetReached ?? ctx.frameCounter?.restored;
+      const detail = await raiseCounter(cx, from, above, signal, ctx.notes);
+      return `${detail}, above the ${above ?? "(unknown)"} ${ctx.to} can have used`;
+    },
+  };
+}
+
+/** Puts the old active back when a takeover fails before the target is confirmed online. */
 function rollbackSteps(
   cx: ClusterContext,
   ctx: TakeoverContext,
@@ -433,6 +550,9 @@ function rollbackSteps(
       name: `stop ${ctx.to}`,
       timeoutMs: 90_000,
       run: async () => {
+        // Never started there and known unreachable: no need to wait for SSH to give up again.
+        if (!ctx.startedTo && cx.unreachable(ctx.to))
+          return `${ctx.to} is unreachable; zigbee2mqtt was never started there`;
         try {
           return await stopAndConfirm(cx, ctx.to);
         } catch (error) {
@@ -445,8 +565,10 @@ function rollbackSteps(
       },
     },
   ];
+  if (ctx.startedTo) steps.push(retireCopyStep(cx, ctx));
   if (ctx.from && canRestartFrom) {
     const from = ctx.from;
+    if (ctx.startedTo) steps.push(raiseFromCounterStep(cx, ctx, from));
     steps.push(
       {
         name: `start ${from} again`,
@@ -457,7 +579,9 @@ function rollbackSteps(
           } catch (error) {
             throw asStepFailure(error);
           }
-          return "service started on its untouched dongle";
+          return ctx.startedTo
+            ? "service started, frame counter above the target's"
+            : "service started on its untouched network";
         },
       },
       {
