@@ -1,0 +1,133 @@
+/**
+ * Unplanned failover and the split-brain guard in the lab: the active node's cable is pulled, the
+ * network comes up on a standby from what the controller holds, with a frame counter above any the
+ * lost node used; when the lost node comes back it is fenced. A zigbee2mqtt started by hand on a
+ * standby is stopped, and the active's bridge state restored.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { OperationRecord } from "../../sidecar/types.js";
+import type { EventRecorder } from "./sidecar-api.js";
+import { baseline, type SidecarHandle, sharedLab, startSidecar } from "./sidecar-harness.js";
+import {
+  dongleAtRest,
+  expectActive,
+  freshWatermarks,
+  type Identity,
+  identityOf,
+  leaveNode1Active,
+  runningNodes,
+  runWhenFree,
+} from "./takeover-checks.js";
+import type { Lab } from "./world.js";
+
+let lab: Lab;
+let h: SidecarHandle;
+let events: EventRecorder;
+let network: Identity;
+
+beforeAll(async () => {
+  lab = await sharedLab();
+  await baseline(lab);
+  await freshWatermarks(lab);
+  network = identityOf(await lab.bridge());
+  h = await startSidecar(lab, { failover: { automatic: false } });
+  events = h.api.events();
+  await events.ready;
+  // The controller's freshest coordinator state: a sync with a coordinator backup just taken.
+  const sync = await runWhenFree(h.api, "sync");
+  expect(sync.status).toBe("succeeded");
+  expect(sync.steps.find((s) => s.name === "refresh coordinator backup")?.detail).toMatch(/backup/);
+});
+
+afterAll(async () => {
+  events?.stop();
+  await h?.stop();
+  await lab.fault("restore-link", "node1").catch(() => {});
+  await leaveNode1Active(lab);
+});
+
+/** The guard's fence operations on `node` that have finished. */
+async function finishedFences(node: string): Promise<OperationRecord[]> {
+  return (await h.api.operations("fence")).filter((o) => o.params.node === node && o.status !== "running");
+}
+
+describe("unplanned failover", () => {
+  it("node1's link cut: node2 takes the network above node1's counter; node1 is fenced when it comes back", async () => {
+    await lab.fault("cut-link", "node1");
+    try {
+      const op = await runWhenFree(h.api, "failover", {
+        target: "node2",
+        reason: "lab: node1 lost its cable",
+      });
+      expect(op.status, JSON.stringify(op.error)).toBe("succeeded");
+      expect(op.params).toMatchObject({ from: "node1", to: "node2" });
+      // node1 could not be reached: nothing stopped it; it is marked fenced and an alert says so.
+      expect(op.result?.fence).toMatchObject({ how: "none", ok: false });
+      expect(op.result?.method).toMatch(/^network_restore of coordinator_backup\.json/);
+      const status = await h.api.status();
+      expect(status.active).toBe("node2");
+      expect(Object.keys(status.fenced)).toEqual(["node1"]);
+      expect(status.alerts).toContainEqual(expect.objectContaining({ kind: "fence_failed", node: "node1" }));
+      // The network runs on node2 (node1, cut off, still runs zigbee2mqtt: nobody can reach it).
+      const bridge = await lab.waitForBridge(
+        (b) => b.state === "online" && b.info?.config?.frontend?.host === lab.node("node2").address,
+        { timeout: 30_000 },
+      );
+      expect(identityOf(bridge)).toEqual(network);
+      expect((await lab.simulator("node2").status()).nwk_frame_counter).toBeGreaterThanOrEqual(
+        (op.result as { frame_counter: { restored: number } }).frame_counter.restored,
+      );
+    } finally {
+      await lab.fault("restore-link", "node1");
+    }
+
+    // node1 is back on the network, its zigbee2mqtt still running: the guard stops it.
+    const fence = await h.api.waitFor(
+      "the guard to fence node1",
+      async () => (await finishedFences("node1"))[0],
+      120_000,
+    );
+    expect(fence).toMatchObject({ trigger: "guard", status: "succeeded" });
+    await events.seen("alert.raised", (d) => {
+      const alert = d.alert as { kind: string; node?: string };
+      return alert.kind === "split_brain" && alert.node === "node1";
+    });
+    await h.api.waitForStatus("node1's fence lifted", (s) => Object.keys(s.fenced).length === 0);
+    await expectActive(h, "node2", network);
+
+    // node1's coordinator is off the air, and node2 counts above anything node1 ever sent.
+    const node1 = await dongleAtRest(lab, "node1");
+    expect(node1.state).toBe("hold");
+    expect((await lab.simulator("node2").status()).nwk_frame_counter).toBeGreaterThan(
+      node1.max_nwk_frame_counter,
+    );
+  });
+});
+
+describe("split-brain guard", () => {
+  it("zigbee2mqtt started by hand on a standby is stopped, with an alert, and the active's bridge state comes back", async () => {
+    const before = (await finishedFences("node3")).length;
+    // Maintenance mode: the guard only raises the alert, so node3 gets to publish its bridge state.
+    await h.api.call("PUT", "/api/v1/automation", { maintenance: true });
+    await lab.service("node3", "start");
+    await lab.waitForZigbee2mqtt("node3");
+    await events.seen("alert.raised", (d) => {
+      const alert = d.alert as { kind: string; node?: string; message: string };
+      return alert.kind === "split_brain" && alert.node === "node3" && /maintenance/.test(alert.message);
+    });
+    expect(await runningNodes(lab)).toEqual(["node2", "node3"]);
+
+    await h.api.call("PUT", "/api/v1/automation", { maintenance: false });
+    const fence = await h.api.waitFor("the guard to stop node3", async () => {
+      const fences = await finishedFences("node3");
+      return fences.length > before ? fences[0] : undefined;
+    });
+    expect(fence).toMatchObject({ trigger: "guard", status: "succeeded" });
+    expect(fence.steps.find((s) => s.name === "restore the active's bridge state")?.detail).toMatch(
+      /online on node2/,
+    );
+    await expectActive(h, "node2", network);
+    expect((await dongleAtRest(lab, "node3")).state).toBe("hold");
+    expect((await h.api.status()).alerts.filter((a) => a.kind === "split_brain")).toEqual([]);
+  });
+});

@@ -1,0 +1,265 @@
+/**
+ * Planned switchovers in the lab, with the real sidecar on the controller, the real zigbee2mqtt on
+ * the nodes and the real zigpy-znp tools on simulated dongles: the network moves with its
+ * identity and a higher frame counter; a fault at any step before the point of no return ends with
+ * the old active online again, and never with two coordinators.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { OperationRecord } from "../../sidecar/types.js";
+import { baseline, type SidecarHandle, sharedLab, startSidecar } from "./sidecar-harness.js";
+import {
+  dongleAtRest,
+  expectActive,
+  freshWatermarks,
+  type Identity,
+  identityOf,
+  leaveNode1Active,
+  type Nvram,
+  networkKeyOf,
+  nvramDifferences,
+  runningNodes,
+  runWhenFree,
+  startWhenFree,
+  stepsOf,
+  storedNvramDump,
+} from "./takeover-checks.js";
+import type { Lab } from "./world.js";
+
+const INCREMENT = 2500;
+
+let lab: Lab;
+let h: SidecarHandle;
+/** The network node1 formed at baseline, as its bridge/info announced it. */
+let network: Identity;
+let networkKey: string;
+
+beforeAll(async () => {
+  lab = await sharedLab();
+  await baseline(lab);
+  await freshWatermarks(lab);
+  network = identityOf(await lab.bridge());
+  networkKey = lab.info.network.networkKey.map((b) => b.toString(16).padStart(2, "0")).join("");
+  h = await startSidecar(lab, {
+    failover: { automatic: false, frame_counter_increment: INCREMENT },
+    // node3's zigbee2mqtt gets a broker address nobody listens on: it starts the coordinator, then
+    // exits ("MQTT failed to connect"), the way a broken configuration fails after the network is up.
+    nodes: { node3: { overrides: { "mqtt.server": `mqtt://${lab.info.controller.address}:1884` } } },
+  });
+  expect((await runWhenFree(h.api, "sync")).status).toBe("succeeded");
+});
+
+afterAll(async () => {
+  await h?.stop();
+  await leaveNode1Active(lab);
+});
+
+/**
+ * One planned switchover, checked the way a user would: the new node runs the same network, the
+ * old one is stopped and its coordinator parked, the new dongle holds exactly the dump (counters
+ * aside) with a counter above anything the old one used.
+ */
+async function switchoverChecked(from: string, to: string): Promise<OperationRecord> {
+  const op = await runWhenFree(h.api, "switchover", { target: to, reason: `lab: ${from} → ${to}` });
+  expect(op.status, JSON.stringify(op.error)).toBe("succeeded");
+  expect(op.params).toMatchObject({ from, to });
+  expect(op.steps.every((s) => s.status === "succeeded")).toBe(true);
+  await expectActive(h, to, network);
+
+  const oldDongle = await dongleAtRest(lab, from);
+  const newDongle = await lab.simulator(to).status();
+  // The old coordinator no longer runs the network: parked (HOLD) with its NVRAM kept.
+  expect(oldDongle).toMatchObject({ state: "hold", configured: true });
+  expect(newDongle).toMatchObject({ state: "started", configured: true, ieee: oldDongle.ieee });
+  // The new coordinator counts on from above everything the old one ever sent.
+  expect(newDongle.nwk_frame_counter).toBeGreaterThan(oldDongle.max_nwk_frame_counter);
+
+  const dump = storedNvramDump(h, op.result?.nvram_snapshot as string);
+  const oldNvram = (await lab.simulator(from).nvram()) as Nvram;
+  const newNvram = (await lab.simulator(to).nvram()) as Nvram;
+  // The dump is what the old dongle holds, and the new dongle holds every item of it.
+  expect(nvramDifferences(dump, oldNvram)).toEqual([]);
+  expect(nvramDifferences(dump, newNvram)).toEqual([]);
+  expect(networkKeyOf(newNvram)).toBe(networkKey);
+  expect(networkKeyOf(dump)).toBe(networkKey);
+  const counter = op.result?.frame_counter as { before: number; restored: number };
+  expect(counter.restored).toBe(counter.before + INCREMENT);
+  expect(newDongle.nwk_frame_counter).toBeGreaterThanOrEqual(counter.restored);
+
+  // Every other node, the old active included, has a staged copy of the new active's data.
+  const status = await h.api.status();
+  expect(status.last_switchover).toMatchObject({ from, to, operation_id: op.id });
+  for (const other of lab.info.nodeIds.filter((n) => n !== to)) {
+    expect(op.steps.find((s) => s.name === `stage on ${other}`)?.status).toBe("succeeded");
+  }
+  return op;
+}
+
+describe("planned switchover", () => {
+  it("node1 → node2 → node1: same network, same coordinator IEEE, NVRAM copied exactly, old active stopped and parked", async () => {
+    // One failed nvram_write on node2 on the way: the step retries it and says so.
+    await lab.fault("tool-fault", "node2", { tool: "nvram_write", mode: "fail", times: 1 });
+    const there = await switchoverChecked("node1", "node2");
+    expect(there.result?.notes).toEqual([expect.stringMatching(/^nvram_write on node2: attempt 1 failed/)]);
+    expect((await lab.status()).faults).toEqual([]);
+
+    const back = await switchoverChecked("node2", "node1");
+    expect(back.result?.notes).toBeUndefined();
+    expect(stepsOf(back)).toEqual(
+      stepsOf(there).map((s) => s.replace(/node1|node2/g, (n) => (n === "node1" ? "node2" : "node1"))),
+    );
+    expect(await runningNodes(lab)).toEqual(["node1"]);
+  });
+});
+
+/**
+ * Starts a switchover to `to`; when the step `at` starts running, `inject` breaks something.
+ * Returns the operation's final record.
+ */
+async function switchoverWithFault(
+  to: string,
+  at: string | undefined,
+  inject: () => Promise<void>,
+): Promise<OperationRecord> {
+  const events = h.api.events();
+  await events.ready;
+  try {
+    const started = await startWhenFree(h.api, "switchover", { target: to, reason: "lab: fault injection" });
+    if (at) {
+      await events.seen("operation.step", (d) => {
+        const step = d.step as { name: string; status: string };
+        return d.operation_id === started.id && step.name === at && step.status === "running";
+      });
+    }
+    await inject();
+    return await h.api.finish(started);
+  } finally {
+    events.stop();
+  }
+}
+
+/**
+ * A switchover that failed before the point of no return: rolled back, the failed step named, the
+ * old active online with the same network and the only node running zigbee2mqtt, the target's
+ * dongle not running the network, and the network's frame counter above anything the target's
+ * dongle ever sent.
+ */
+async function expectRolledBack(
+  op: OperationRecord,
+  from: string,
+  to: string,
+  failedStep: string,
+): Promise<void> {
+  expect(op.status, JSON.stringify({ error: op.error, steps: stepsOf(op) })).toBe("rolled_back");
+  expect(op.error?.step).toBe(failedStep);
+  expect(op.result).toMatchObject({ from, to, committed: false });
+  const rollback = op.steps.filter((s) => s.rollback);
+  expect(rollback.map((s) => s.name)).toContain(`wait for ${from} online`);
+  expect(rollback.every((s) => s.status === "succeeded")).toBe(true);
+  await expectActive(h, from, network);
+  const target = await dongleAtRest(lab, to);
+  expect(target.state).toBe("hold");
+  expect((await lab.simulator(from).status()).nwk_frame_counter).toBeGreaterThan(
+    target.max_nwk_frame_counter,
+  );
+}
+
+describe("a fault during a switchover", () => {
+  it("a corrupt NVRAM dump from the old active: rolled back before anything was written", async () => {
+    const before = await lab.simulator("node2").nvram();
+    await lab.fault("tool-fault", "node1", { tool: "nvram_read", mode: "corrupt", times: 1 });
+    try {
+      const op = await switchoverWithFault("node2", undefined, async () => {});
+      await expectRolledBack(op, "node1", "node2", "read NVRAM on node1");
+      expect(op.error?.message).toMatch(/NVRAM dump read from node1 is not usable/);
+      expect(op.steps.some((s) => s.name.startsWith("write NVRAM") || s.name.startsWith("reset NVRAM"))).toBe(
+        false,
+      );
+      expect(await lab.simulator("node2").nvram()).toEqual(before);
+    } finally {
+      await lab.fault("tool-fault", "node1", { clear: true });
+    }
+  });
+
+  it("nvram_write failing on the target every time: three attempts, then rolled back", async () => {
+    await lab.fault("tool-fault", "node2", { tool: "nvram_write", mode: "fail" });
+    try {
+      const op = await switchoverWithFault("node2", undefined, async () => {});
+      await expectRolledBack(op, "node1", "node2", "write NVRAM on node2");
+      expect(op.error?.output).toMatch(/lab tool-fault: nvram_write fails on purpose/);
+      expect(op.result?.notes).toEqual([
+        expect.stringMatching(/^nvram_write on node2: attempt 1 failed/),
+        expect.stringMatching(/^nvram_write on node2: attempt 2 failed/),
+      ]);
+    } finally {
+      await lab.fault("tool-fault", "node2", { clear: true });
+    }
+  });
+
+  it("the target's link cut while its data dir is written: rolled back, the old active online", async () => {
+    try {
+      const op = await switchoverWithFault("node2", "write data dir on node2", () =>
+        lab.fault("cut-link", "node2"),
+      );
+      await lab.fault("restore-link", "node2");
+      await expectRolledBack(op, "node1", "node2", "write data dir on node2");
+    } finally {
+      await lab.fault("restore-link", "node2");
+    }
+  });
+
+  it("zigbee2mqtt on the target killed while it starts: rolled back, the target's copy of the network retired", async () => {
+    const op = await switchoverWithFault("node2", "wait for node2 online", () =>
+      lab.fault("kill-zigbee2mqtt", "node2"),
+    );
+    await expectRolledBack(op, "node1", "node2", "wait for node2 online");
+    expect(op.error?.message).toMatch(/zigbee2mqtt on node2 exited while starting/);
+    expect(op.steps.filter((s) => s.rollback).map((s) => s.name)).toEqual([
+      "stop node2",
+      "retire the copy on node2",
+      "raise the frame counter on node1",
+      "start node1 again",
+      "wait for node1 online",
+    ]);
+    expect((await lab.simulator("node2").status()).configured).toBe(false);
+  });
+
+  it("the target's zigbee2mqtt exits after its coordinator started the network: rolled back above the counter it used", async () => {
+    const op = await switchoverWithFault("node3", undefined, async () => {});
+    await expectRolledBack(op, "node1", "node3", "wait for node3 online");
+    expect(op.error?.output).toMatch(/MQTT failed to connect/);
+    const node3 = await dongleAtRest(lab, "node3");
+    // node3's coordinator did run the network, with the copy's counters (above node1's); it no
+    // longer does, and node1 went on from above them (expectRolledBack).
+    const copy = op.result?.frame_counter as { restored: number };
+    expect(node3.max_nwk_frame_counter).toBeGreaterThanOrEqual(copy.restored);
+    expect(node3.configured).toBe(false);
+    expect(op.steps.find((s) => s.name === "retire the copy on node3")?.detail).toMatch(/had counted to \d+/);
+  });
+
+  it("the old active's link cut after the point of no return: the new active stays online, the failure is reported", async () => {
+    try {
+      const op = await switchoverWithFault("node2", "verify NVRAM on node2", () =>
+        lab.fault("cut-link", "node1"),
+      );
+      expect(op.status).toBe("failed");
+      expect(op.error?.step).toBe("stage on node1");
+      expect(op.result).toMatchObject({ from: "node1", to: "node2", committed: true });
+      expect(op.steps.some((s) => s.rollback)).toBe(false);
+      expect(op.steps.find((s) => s.name === "stage on node3")?.status).toBe("succeeded");
+      await lab.fault("restore-link", "node1");
+      await expectActive(h, "node2", network);
+      const alert = (await h.api.status()).alerts.find((a) => a.kind === "takeover_failed");
+      expect(alert).toMatchObject({ severity: "warning" });
+      expect(alert?.message).toMatch(/moved the network \(node2 is active\), but "stage on node1" failed/);
+      // Once node1 is back, a sync stages it and the warning goes.
+      await h.api.waitForStatus(
+        "node1 reachable",
+        (s) => s.nodes.find((n) => n.id === "node1")?.reachable === true,
+      );
+      expect((await runWhenFree(h.api, "sync")).status).toBe("succeeded");
+      expect((await h.api.status()).alerts.find((a) => a.kind === "takeover_failed")).toBeUndefined();
+    } finally {
+      await lab.fault("restore-link", "node1");
+    }
+  });
+});
