@@ -159,7 +159,11 @@ describe("the simulator process", () => {
     const host = await mtHost(sim.socketUrl);
     await host.sreq(Subsystem.SYS, 0x1d, Buffer.from("840000000400 00001000".replace(/ /g, ""), "hex"));
     expect(await host.sreq(Subsystem.ZDO, 0x40, Buffer.from("6400", "hex"))).toEqual(Buffer.from([1]));
-    await new Promise((r) => setTimeout(r, 600));
+    // The network starts a moment after the request and counts from then on: wait for the first frames
+    // (a fixed pause was too short on a loaded machine).
+    for (let i = 0; i < 100 && (await sim.status()).nwk_frame_counter === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const reset = await sim.client.resetMaxFrameCounter();
     expect(reset.max_nwk_frame_counter).toBeGreaterThan(0);
     expect(reset.max_nwk_frame_counter).toBeLessThanOrEqual(reset.nwk_frame_counter);
