@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   decisionsSince,
+  leaveNode1Active,
   opsSince,
   startedAt,
   waitForDecision,
@@ -33,8 +34,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await h?.stop();
-  await lab.fault("replug", "node2").catch(() => {});
-  await lab.fault("replug", "node3").catch(() => {});
+  await leaveNode1Active(lab);
 });
 
 describe("scheduled switchover", () => {

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus, OperationRecord } from "../../sidecar/types.js";
 import {
   decisionsSince,
+  leaveNode1Active,
   metricsText,
   nodeIn,
   opsSince,
@@ -107,6 +108,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await h?.stop();
+  await leaveNode1Active(lab);
 });
 
 describe("automatic failover with restart_attempts 1", () => {

@@ -3,7 +3,9 @@
  * operations since a moment, decisions by name, node status, metrics.
  */
 import type { ClusterStatus, NodeStatus, OperationKind, OperationRecord } from "../../sidecar/types.js";
+import { FAULTS } from "./host/faults.js";
 import type { SidecarApi } from "./sidecar-harness.js";
+import type { HostId, Lab } from "./world.js";
 
 export const startedAt = (op: OperationRecord): number => Date.parse(op.started_at);
 
@@ -87,4 +89,27 @@ export function waitForReadyStandbys(api: SidecarApi, timeoutMs = 60_000): Promi
     (s) => s.active !== null && s.nodes.every((n) => n.id === s.active || n.health === "standby-ready"),
     timeoutMs,
   );
+}
+
+/**
+ * What a test file that moved the active around leaves behind for the files after it (some of the
+ * lab's own tests take node1 running and the other nodes stopped for granted): the faults undone,
+ * zigbee2mqtt stopped on every node but node1, node1's started if it is not running. Cheaper than
+ * `baseline` (no dongle reset): node1's dongle and data dir still hold a network it can resume.
+ */
+export async function leaveNode1Active(lab: Lab): Promise<void> {
+  for (const fault of (await lab.status()).faults) {
+    const undo = FAULTS[fault.kind as keyof typeof FAULTS]?.undo;
+    if (undo === `${fault.kind} --clear`) await lab.fault(fault.kind, fault.host as HostId, { clear: true });
+    else if (undo) await lab.fault(undo, fault.host as HostId);
+  }
+  for (const id of lab.info.nodeIds) {
+    if (id === "node1") continue;
+    await lab.stopZigbee2mqtt(id);
+    await lab.service(id, "zap");
+  }
+  if ((await lab.service("node1", "status")).code !== 0) {
+    await lab.service("node1", "zap");
+    await lab.startZigbee2mqtt("node1");
+  }
 }

@@ -19,7 +19,14 @@ import type { OperationRecord } from "../../sidecar/types.js";
 import { FIXTURE_MIBS_DIR, MIBS_DIR } from "../helpers/snmp-mibs.js";
 import { type ReceivedTrap, type Snmptrapd, startSnmptrapd, varbindValue } from "../helpers/snmptrapd.js";
 import { enterArgv } from "./host/namespaces.js";
-import { metricsText, nodeIn, sample, waitForEnded, waitForReadyStandbys } from "./policy-helpers.js";
+import {
+  leaveNode1Active,
+  metricsText,
+  nodeIn,
+  sample,
+  waitForEnded,
+  waitForReadyStandbys,
+} from "./policy-helpers.js";
 import { baseline, type SidecarHandle, sharedLab, startSidecar } from "./sidecar-harness.js";
 import type { Lab } from "./world.js";
 
@@ -166,13 +173,7 @@ afterAll(async () => {
     rmSync(persistDir, { recursive: true, force: true });
   }
   await trapd?.stop();
-  for (const [kind, node] of [
-    ["restore-link", "node2"],
-    ["free-disk", "node3"],
-    ["fix-tools", "node3"],
-  ] as const) {
-    await lab.fault(kind, node).catch(() => {});
-  }
+  await leaveNode1Active(lab);
 });
 
 describe("SNMP notifications triggered by real operations", () => {
