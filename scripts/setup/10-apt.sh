@@ -12,11 +12,6 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian starts these from their packages; the lab and the tests run their own instances instead.
-for svc in mosquitto snmpd snmptrapd ssh; do
-  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
-    systemctl stop "$svc" || true
-  fi
-  pkill -x "$svc" 2>/dev/null || true
-done
-pkill -x sshd 2>/dev/null || true
+# The lab runs its own Mosquitto, sshd and snmptrapd inside its namespaces and the tests use ports
+# of their own, so services the packages may have started are left alone: on a real machine they
+# may be in use (an sshd above all).
