@@ -23,6 +23,8 @@ interface Incident {
 }
 
 const HOUR = 3_600_000;
+/** Operations the policy keeps watching through (they do not touch the active node's service). */
+const BACKGROUND = new Set(["sync", "restore-snapshot"]);
 const TICK_MS = 500;
 const HEALTH_CHECK_TIMEOUT_MS = 2_500;
 
@@ -113,9 +115,13 @@ export class FailoverPolicy {
 
   async #evaluate(): Promise<void> {
     const running = this.cx.runner.running;
-    if (running) return;
+    // During a takeover, restart or recovery the active is down on purpose: nothing to judge.
+    if (running && !BACKGROUND.has(running.kind)) return;
+    // A sync or snapshot restore does not stop detection (an incident's clock must run), only
+    // actions, which wait for it to end.
+    const busy = running !== undefined;
     const state = this.cx.state.get();
-    this.#guardSplitBrain(state.active);
+    if (!busy) this.#guardSplitBrain(state.active);
     const active = state.active;
     if (!active) return;
     const status = this.monitor.status(active);
@@ -211,6 +217,7 @@ export class FailoverPolicy {
     if (!state.automation.automatic_failover)
       return once("manual", "not acting", "automatic failover is switched off");
 
+    if (busy) return;
     const reachable = !unreachable;
     if (reachable && incident.restarts < this.cx.config.failover.restart_attempts) {
       incident.restarts++;

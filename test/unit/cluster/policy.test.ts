@@ -342,3 +342,47 @@ describe("split-brain guard in maintenance mode", () => {
     expect(cx.alerts.list()).toEqual([]);
   });
 });
+
+describe("a sync running while the active dies", () => {
+  it("does not stop the incident's clock; the action waits for the sync and follows at once", async () => {
+    setup({ restart_attempts: 0 });
+    let release!: () => void;
+    cx.runner.start({
+      kind: "sync",
+      mutating: true,
+      trigger: "test",
+      params: {},
+      ctx: {},
+      steps: [{ name: "wait", timeoutMs: 600_000, run: () => new Promise<void>((r) => (release = r)) }],
+    });
+    crash();
+    await at(1);
+    expect(cx.alerts.list().map((a) => a.kind)).toContain("active_down");
+    await at(20);
+    expect(actions).toEqual([]);
+    release();
+    await new Promise((r) => setTimeout(r, 10));
+    await at(21);
+    expect(actions).toEqual(["failover node2"]);
+    const decision = cx.runner.list().find((o) => o.result?.decision === "failover");
+    expect(Number(decision?.result?.detection_to_action_ms)).toBeGreaterThanOrEqual(21_000);
+  });
+
+  it("a takeover in progress is not judged at all", async () => {
+    setup({ restart_attempts: 0 });
+    let release!: () => void;
+    cx.runner.start({
+      kind: "switchover",
+      mutating: true,
+      trigger: "test",
+      params: {},
+      ctx: {},
+      steps: [{ name: "wait", timeoutMs: 600_000, run: () => new Promise<void>((r) => (release = r)) }],
+    });
+    crash();
+    await at(30);
+    expect(cx.alerts.list()).toEqual([]);
+    expect(actions).toEqual([]);
+    release();
+  });
+});
