@@ -53,6 +53,8 @@ export interface TakeoverContext {
 const ONLINE_TIMEOUT_MS = 180_000;
 const OFFLINE_TIMEOUT_MS = 30_000;
 const TOOL_ATTEMPTS = 3;
+/** How long a rollback waits for a target that was never started to confirm it is stopped. */
+const STOP_PRECAUTION_MS = 10_000;
 
 export interface TakeoverRequest {
   target?: string;
@@ -554,7 +556,11 @@ function rollbackSteps(
         if (!ctx.startedTo && cx.unreachable(ctx.to))
           return `${ctx.to} is unreachable; zigbee2mqtt was never started there`;
         try {
-          return await stopAndConfirm(cx, ctx.to);
+          // Never started there: the stop is only a precaution, and the old active waits for it
+          // (an unreachable node would hold it for SSH's three connection attempts, ~30 s).
+          const stop = stopAndConfirm(cx, ctx.to);
+          stop.catch(() => undefined); // given up on after the timeout, it may still fail later
+          return await (ctx.startedTo ? stop : withTimeout(stop, STOP_PRECAUTION_MS));
         } catch (error) {
           // Never started there: it cannot be running, the old active may come back.
           if (!ctx.startedTo)
