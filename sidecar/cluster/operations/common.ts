@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { isSshError } from "../../node/ssh.js";
 import { NodeCommandError } from "../../node/zigbee-node.js";
 import type { BridgeStatus } from "../../types.js";
 import { type ClusterContext, frontendHostOf, nodeOf } from "../context.js";
@@ -28,7 +29,9 @@ export function asStepFailure(error: unknown): Error {
 /**
  * Retries what is known to fail transiently: zigpy-znp's tools right after zigbee2mqtt let go of
  * the serial port (the prototype retried every one of them). Bounded; every failed attempt is
- * logged with its output, and the last error is what the step reports.
+ * logged with its output, and the last error is what the step reports. A node that cannot be
+ * reached at all (or refuses our key) is not retried: the SSH transport already made its
+ * connection attempts, and another round only keeps the cluster waiting.
  */
 export async function withRetries<T>(
   cx: ClusterContext,
@@ -45,6 +48,7 @@ export async function withRetries<T>(
     } catch (error) {
       last = error;
       if (attempt === attempts || signal.aborted) break;
+      if (isSshError(error) && error.kind !== "closed" && error.kind !== "timeout") break;
       const output = error instanceof NodeCommandError ? error.output.split("\n").slice(-2).join(" | ") : "";
       cx.logger.warn({ what, attempt, err: (error as Error).message, output }, `${what} failed, retrying`);
       notes?.push(`${what}: attempt ${attempt} failed (${(error as Error).message}), retried`);
