@@ -639,6 +639,37 @@ function expectedFromBridge(cx: ClusterContext): ExpectedNetwork {
   };
 }
 
+function newContext(
+  cx: ClusterContext,
+  kind: TakeoverContext["kind"],
+  from: string | null,
+  to: string,
+): TakeoverContext {
+  return {
+    kind,
+    from,
+    to,
+    expected: expectedFromBridge(cx),
+    committed: false,
+    stoppedFrom: false,
+    startedTo: false,
+    outage: {},
+    notes: [],
+  };
+}
+
+/** What every takeover plan has in common: kind, trigger, reason, parameters, context. */
+function planOf(ctx: TakeoverContext, request: TakeoverRequest) {
+  return {
+    kind: ctx.kind,
+    mutating: true,
+    trigger: request.trigger,
+    ...(request.reason ? { reason: request.reason } : {}),
+    params: { from: ctx.from, to: ctx.to, requested_target: request.target ?? null },
+    ctx,
+  };
+}
+
 /**
  * Planned switchover: the active is reachable and is stopped cleanly, so its coordinator's NVRAM
  * can be read exactly and cloned onto the target's dongle. Any failure before the target is
@@ -652,25 +683,10 @@ export function switchoverPlan(
   const active = cx.state.get().active;
   if (!active) throw new PreconditionError("no active node is known: use failover to bring one up");
   const to = chooseTarget(cx, monitor, active, request.target);
-  const ctx: TakeoverContext = {
-    kind: "switchover",
-    from: active,
-    to,
-    expected: expectedFromBridge(cx),
-    committed: false,
-    stoppedFrom: false,
-    startedTo: false,
-    outage: {},
-    notes: [],
-  };
+  const ctx = newContext(cx, "switchover", active, to);
   const others = [...cx.nodes.keys()].filter((id) => id !== to);
   return {
-    kind: "switchover",
-    mutating: true,
-    trigger: request.trigger,
-    ...(request.reason ? { reason: request.reason } : {}),
-    params: { from: active, to, requested_target: request.target ?? null },
-    ctx,
+    ...planOf(ctx, request),
     steps: [
       preflightStep(cx, ctx),
       ensureStoppedStep(cx, ctx),
@@ -701,17 +717,9 @@ export function failoverPlan(
 ): OperationPlan<TakeoverContext> {
   const active = cx.state.get().active;
   const to = chooseTarget(cx, monitor, active, request.target);
-  const ctx: TakeoverContext = {
-    kind: "failover",
-    from: active,
-    to,
-    expected: expectedFromBridge(cx),
-    committed: false,
-    stoppedFrom: false,
-    startedTo: false,
-    outage: { offlineAt: Date.now() },
-    notes: [],
-  };
+  const ctx = newContext(cx, "failover", active, to);
+  // The network is already down when a failover starts.
+  ctx.outage.offlineAt = Date.now();
   const steps: Step<TakeoverContext>[] = [];
   if (active) steps.push(fenceStep(cx, ctx));
   steps.push(
@@ -725,12 +733,7 @@ export function failoverPlan(
     ...[...cx.nodes.keys()].filter((id) => id !== to && id !== active).map((id) => restageStep(cx, ctx, id)),
   );
   return {
-    kind: "failover",
-    mutating: true,
-    trigger: request.trigger,
-    ...(request.reason ? { reason: request.reason } : {}),
-    params: { from: active, to, requested_target: request.target ?? null },
-    ctx,
+    ...planOf(ctx, request),
     steps,
     // The old active can only be restarted if it was reachable and stopped by us over SSH.
     rollback: (_failed, c) => (c.committed ? [] : rollbackSteps(cx, c, c.fence?.how === "ssh" && c.fence.ok)),
