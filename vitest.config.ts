@@ -19,6 +19,10 @@ export default defineConfig({
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
           globalSetup: ["test/integration/global-setup.ts"],
+          // One file at a time: real zigbee2mqtt, sshd and simulators on 2 cores time out under
+          // each other's load, and serial is hardly slower (the files wait on real programs).
+          pool: "forks",
+          poolOptions: { forks: { singleFork: true } },
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

@@ -74,7 +74,7 @@ async function stopZ2m(z2m: Z2mProcess, label: string, sim?: SimulatorProcess): 
   const exit = await z2m.stop();
   running.delete(z2m);
   timings[`${label} stop`] = exit.durationMs;
-  expect(exit.code).toBe(0);
+  expect(exit.code, `zigbee2mqtt (${label}) exited ${exit.code}:\n${z2m.output.slice(-3000)}`).toBe(0);
   await mqtt.waitForBridgeState("offline", { since, timeoutMs: 10_000 });
   if (sim) await sim.waitForNoHost();
 }
