@@ -1,3 +1,4 @@
+import type { NodeStatus } from "../types.js";
 import type { BridgeResponse } from "../z2m/watcher.js";
 import type { ClusterContext } from "./context.js";
 import type { Monitor } from "./monitor.js";
@@ -27,6 +28,10 @@ const HOUR = 3_600_000;
 const BACKGROUND = new Set(["sync", "restore-snapshot"]);
 const TICK_MS = 500;
 const HEALTH_CHECK_TIMEOUT_MS = 2_500;
+/** How long bridge/state must stay offline under a running zigbee2mqtt before it counts as stale. */
+const STALE_STATE_MS = 5_000;
+/** Between two attempts to put a stale bridge/state right. */
+const STALE_STATE_RETRY_MS = 10_000;
 
 /**
  * Automatic failover. The active is declared down only when zigbee2mqtt is offline on MQTT (its
@@ -43,6 +48,7 @@ export class FailoverPolicy {
   #health: { at: number; alive: boolean; pending?: Promise<BridgeResponse> } | undefined;
   #inflight: Promise<void> | undefined;
   #again = false;
+  #staleStateTried = 0;
 
   constructor(
     private readonly cx: ClusterContext,
@@ -165,6 +171,7 @@ export class FailoverPolicy {
       // No incident, so no active that is down: alerts of an earlier one (also one that ended in
       // a failover, which leaves the old active's alert behind) are over.
       this.#clearIncidentAlerts();
+      await this.#repairStaleState(active, status, unreachable);
       return;
     }
 
@@ -265,6 +272,46 @@ export class FailoverPolicy {
     this.#recordAction(active, "failover", `fail over from ${active} to ${target}`, evidence, incident);
     this.actions.failover(target, "policy", `${active} down: ${evidence.join("; ")}`);
     this.#incident = undefined;
+  }
+
+  /**
+   * A zigbee2mqtt that lost its network (a node cut off, then failed over) leaves a last will
+   * with the broker, which publishes it ("offline", retained) only when the keepalive runs out:
+   * up to 1.5 keepalives later, often after the new active announced itself online. Home
+   * Assistant then shows every zigbee2mqtt entity unavailable although the network runs. When the
+   * active's zigbee2mqtt runs, answers a health check and no other node runs one, the "offline"
+   * is that stale will: the active's "online" is published again, as zigbee2mqtt words it.
+   */
+  async #repairStaleState(active: string, status: NodeStatus, unreachable: boolean): Promise<void> {
+    const bridge = this.cx.watcher.status();
+    if (bridge.state !== "offline" || !bridge.broker_connected) return;
+    // bridge/info naming another node is the split-brain guard's case, not a stale will.
+    if (bridge.publishing_node !== null && bridge.publishing_node !== active) return;
+    if (unreachable || status.zigbee2mqtt_running !== true) return;
+    if (this.cx.state.get().automation.maintenance) return;
+    if (this.monitor.statuses().some((s) => s.id !== active && s.zigbee2mqtt_running === true)) return;
+    const now = Date.now();
+    const offlineSince = this.#offlineSince ?? now;
+    this.#offlineSince = offlineSince;
+    if (now - offlineSince < STALE_STATE_MS || now - this.#staleStateTried < STALE_STATE_RETRY_MS) return;
+    this.#staleStateTried = now;
+    const health = await this.cx.watcher.request("health_check", {}, HEALTH_CHECK_TIMEOUT_MS);
+    if (health.status !== "ok" || this.cx.watcher.status().state !== "offline") return;
+    try {
+      await this.cx.watcher.republishOnline();
+    } catch (error) {
+      this.cx.logger.warn({ err: error }, "could not republish bridge/state");
+      return;
+    }
+    const detail = `bridge/state said offline for ${Math.round((now - offlineSince) / 1000)}s while zigbee2mqtt runs on ${active} and answers a health check (a last will left by a zigbee2mqtt that is gone): "online" published again`;
+    this.cx.logger.warn({ node: active, detail }, "stale bridge state");
+    this.cx.runner.record(
+      "decision",
+      "policy",
+      "succeeded",
+      { node: active, evidence: [`bridge/state offline since ${new Date(offlineSince).toISOString()}`] },
+      { decision: "bridge state restored", detail },
+    );
   }
 
   #clearIncidentAlerts(): void {

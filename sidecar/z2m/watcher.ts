@@ -55,6 +55,8 @@ export class BridgeWatcher extends EventEmitter<WatcherEvents> {
   #health: { at: string; payload: unknown } | undefined;
   readonly #pending = new Map<string, (response: BridgeResponse) => void>();
   readonly #seenRetained = new Map<string, string>();
+  /** zigbee2mqtt's own "online" payload as last seen (JSON in 2.x, plain text with legacy availability). */
+  #onlinePayload = JSON.stringify({ state: "online" });
   #backoff: number;
 
   constructor(private readonly options: WatcherOptions) {
@@ -148,6 +150,20 @@ export class BridgeWatcher extends EventEmitter<WatcherEvents> {
     });
   }
 
+  /**
+   * Publishes zigbee2mqtt's "online" bridge/state (retained), in the form zigbee2mqtt itself last
+   * used. Only for a state the broker left stale: the last will of a zigbee2mqtt that is gone,
+   * published after the one now running announced itself.
+   */
+  async republishOnline(): Promise<void> {
+    const client = this.#client;
+    if (!client?.connected) throw new Error("not connected to the MQTT broker");
+    await client.publishAsync(`${this.options.baseTopic}/bridge/state`, this.#onlinePayload, {
+      qos: 1,
+      retain: true,
+    });
+  }
+
   #setBroker(connected: boolean): void {
     this.#status.broker_connected = connected;
     this.#status.changed_at = new Date().toISOString();
@@ -200,6 +216,7 @@ export class BridgeWatcher extends EventEmitter<WatcherEvents> {
     const parsed = parseJson(text) as { state?: string } | undefined;
     const value = (parsed?.state ?? text).trim();
     if (value !== "online" && value !== "offline") return;
+    if (value === "online") this.#onlinePayload = text;
     if (value === this.#status.state) return;
     this.#status.state = value;
     this.#status.changed_at = new Date().toISOString();

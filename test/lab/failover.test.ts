@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OperationRecord } from "../../sidecar/types.js";
+import { opsSince, waitForDecision } from "./policy-helpers.js";
 import type { EventRecorder } from "./sidecar-api.js";
 import { baseline, type SidecarHandle, sharedLab, startSidecar } from "./sidecar-harness.js";
 import {
@@ -18,7 +19,7 @@ import {
   runningNodes,
   runWhenFree,
 } from "./takeover-checks.js";
-import type { Lab } from "./world.js";
+import type { HostId, Lab } from "./world.js";
 
 let lab: Lab;
 let h: SidecarHandle;
@@ -71,7 +72,9 @@ describe("unplanned failover", () => {
       // The network runs on node2 (node1, cut off, still runs zigbee2mqtt: nobody can reach it).
       const bridge = await lab.waitForBridge(
         (b) => b.state === "online" && b.info?.config?.frontend?.host === lab.node("node2").address,
-        { timeout: 30_000 },
+        // node1's last will reaches the broker when its keepalive runs out, possibly after node2
+        // announced itself; the policy then publishes node2's "online" again.
+        { timeout: 60_000 },
       );
       expect(identityOf(bridge)).toEqual(network);
       expect((await lab.simulator("node2").status()).nwk_frame_counter).toBeGreaterThanOrEqual(
@@ -129,5 +132,43 @@ describe("split-brain guard", () => {
     await expectActive(h, "node2", network);
     expect((await dongleAtRest(lab, "node3")).state).toBe("hold");
     expect((await h.api.status()).alerts.filter((a) => a.kind === "split_brain")).toEqual([]);
+  });
+});
+
+describe("a stale last will", () => {
+  it("bridge/state offline while the active's zigbee2mqtt runs and answers: online again, without a restart", async () => {
+    const active = (await h.api.status()).active as string;
+    await lab.waitForZigbee2mqtt(active);
+    const pid = (await lab.execOk(active as HostId, ["cat", "/run/zigbee2mqtt.pid"])).stdout.trim();
+    const mark = Date.now();
+    // What the broker does with the will of a zigbee2mqtt that vanished from the network.
+    const client = await lab.mqtt();
+    try {
+      await client.publishAsync("zigbee2mqtt/bridge/state", JSON.stringify({ state: "offline" }), {
+        qos: 1,
+        retain: true,
+      });
+    } finally {
+      await client.endAsync();
+    }
+    const decision = await waitForDecision(h.api, mark, "bridge state restored", () => true, 60_000);
+    expect(decision.params.node).toBe(active);
+    expect(decision.result?.detail).toMatch(
+      new RegExp(`while zigbee2mqtt runs on ${active} and answers a health check`),
+    );
+    const bridge = await lab.waitForBridge(
+      (b) => b.state === "online" && b.info?.config?.frontend?.host === lab.node(active as HostId).address,
+      { timeout: 10_000 },
+    );
+    expect(identityOf(bridge)).toEqual(network);
+    // The same zigbee2mqtt process: nothing was restarted or stopped for it.
+    expect((await lab.execOk(active as HostId, ["cat", "/run/zigbee2mqtt.pid"])).stdout.trim()).toBe(pid);
+    expect(
+      (await opsSince(h.api, mark)).filter((o) => ["restart", "fence", "failover"].includes(o.kind)),
+    ).toEqual([]);
+    await h.api.waitForStatus(
+      "the active healthy again",
+      (s) => s.nodes.find((n) => n.id === active)?.health === "active-healthy",
+    );
   });
 });

@@ -115,20 +115,8 @@ export function stepsOf(op: OperationRecord): string[] {
   return op.steps.map((s) => `${s.rollback ? "rollback: " : ""}${s.name}: ${s.status}`);
 }
 
-/**
- * After a takeover test file: the lab's other tests expect node1 running zigbee2mqtt and the other
- * nodes stopped (as `up` leaves them). Whatever network node1's dongle holds is the lab's network.
- */
-export async function leaveNode1Active(lab: Lab): Promise<void> {
-  for (const id of lab.info.nodeIds.filter((n) => n !== "node1")) {
-    await lab.service(id as HostId, "stop");
-    await lab.service(id as HostId, "zap");
-  }
-  if ((await lab.service("node1", "status")).code !== 0) {
-    await lab.service("node1", "zap");
-    await lab.startZigbee2mqtt("node1");
-  }
-}
+/** After a takeover test file: node1 running zigbee2mqtt, the other nodes stopped, faults undone. */
+export { leaveNode1Active } from "./policy-helpers.js";
 
 type Kind = "switchover" | "failover" | "sync";
 

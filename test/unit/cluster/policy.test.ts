@@ -26,6 +26,11 @@ class FakeWatcher extends EventEmitter {
     this.emit("state", { state, at: Date.now(), publishingNode: this.bridge.publishing_node });
   }
   healthy = true;
+  republished = 0;
+  async republishOnline() {
+    this.republished++;
+    this.setState("online");
+  }
   status() {
     return structuredClone(this.bridge);
   }
@@ -314,6 +319,62 @@ describe("failover policy", () => {
     watcher.bridge = { ...watcher.bridge, publishing_node: "node2" };
     await at(0);
     expect(actions).toEqual(["stop node2"]);
+  });
+});
+
+describe("a stale bridge/state (a gone zigbee2mqtt's last will)", () => {
+  it("is put right once the active's zigbee2mqtt runs and answers, without a restart", async () => {
+    setup({ automatic: false });
+    // node1 lost, node2 took over and announced itself; node1's will arrives afterwards.
+    cx.state.update((s) => {
+      s.active = "node2";
+    });
+    statuses = {
+      node1: nodeStatus("node1", {
+        role: "standby",
+        health: "unreachable",
+        reachable: false,
+        zigbee2mqtt_running: null,
+      }),
+      node2: nodeStatus("node2", { role: "active", health: "active-degraded", zigbee2mqtt_running: true }),
+    };
+    watcher.bridge = { ...watcher.bridge, publishing_node: "node2" };
+    watcher.setState("offline");
+    await at(1);
+    expect(watcher.republished).toBe(0);
+    await at(6);
+    expect(watcher.republished).toBe(1);
+    expect(watcher.status().state).toBe("online");
+    expect(actions).toEqual([]);
+    expect(decisions()).toEqual([
+      expect.stringMatching(
+        /^bridge state restored: bridge\/state said offline for 6s while zigbee2mqtt runs on node2 and answers a health check/,
+      ),
+    ]);
+  });
+
+  it("is left alone while zigbee2mqtt does not answer, while another node runs one, and in maintenance mode", async () => {
+    setup();
+    statuses.node1 = nodeStatus("node1", { health: "active-degraded" });
+    watcher.healthy = false;
+    watcher.setState("offline");
+    await at(10);
+    expect(watcher.republished).toBe(0);
+
+    watcher.healthy = true;
+    statuses.node2 = nodeStatus("node2", { zigbee2mqtt_running: true });
+    cx.state.update((s) => {
+      s.automation.maintenance = true;
+    });
+    await at(30);
+    expect(watcher.republished).toBe(0);
+
+    cx.state.update((s) => {
+      s.automation.maintenance = false;
+    });
+    statuses.node2 = nodeStatus("node2", {});
+    await at(40);
+    expect(watcher.republished).toBe(1);
   });
 });
 
