@@ -14,7 +14,14 @@ import { type ClusterContext, nodeOf, stagingOf } from "./context.js";
 import { NotFoundError, PreconditionError } from "./errors.js";
 import { Monitor } from "./monitor.js";
 import { checkPlan } from "./operations/check.js";
-import { asStepFailure, stopAndConfirm, waitOnline, withRetries } from "./operations/common.js";
+import {
+  asStepFailure,
+  readNvram,
+  stopAndConfirm,
+  TOOL_ATTEMPTS,
+  waitOnline,
+  withRetries,
+} from "./operations/common.js";
 import { recoveryPlan } from "./operations/recovery.js";
 import { pinnedSnapshots, syncPlan, targetManifest } from "./operations/sync.js";
 import { failoverPlan, switchoverPlan } from "./operations/takeover.js";
@@ -409,11 +416,13 @@ export class Cluster implements ClusterService {
           continueOnFailure: true,
           run: async ({ signal }) => {
             const stray = nodeOf(this.cx, node);
-            const text = await withRetries(this.cx, `nvram_read on ${node}`, 3, signal, () =>
-              stray.nvramRead(),
-            );
-            const item = await withRetries(this.cx, `park the coordinator on ${node}`, 3, signal, () =>
-              stray.parkCoordinator(parseNvram(text).LEGACY ?? {}),
+            const text = await readNvram(this.cx, node, signal);
+            const item = await withRetries(
+              this.cx,
+              `park the coordinator on ${node}`,
+              TOOL_ATTEMPTS,
+              signal,
+              () => stray.parkCoordinator(parseNvram(text).LEGACY ?? {}),
             );
             return `soft reset (nvram_write of ${item} unchanged): its coordinator holds`;
           },

@@ -26,6 +26,26 @@ export function asStepFailure(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
 
+/** Attempts at each coordinator tool run (see withRetries). */
+export const TOOL_ATTEMPTS = 3;
+
+/** nvram_read on a node, retried as every coordinator tool is. */
+export function readNvram(
+  cx: ClusterContext,
+  id: string,
+  signal: AbortSignal,
+  notes?: string[],
+): Promise<string> {
+  return withRetries(
+    cx,
+    `nvram_read on ${id}`,
+    TOOL_ATTEMPTS,
+    signal,
+    () => nodeOf(cx, id).nvramRead(),
+    notes,
+  );
+}
+
 /**
  * Retries what is known to fail transiently: zigpy-znp's tools right after zigbee2mqtt let go of
  * the serial port (the prototype retried every one of them). Bounded; every failed attempt is

@@ -16,8 +16,10 @@ import { type OperationPlan, type Step, StepFailure } from "../runner.js";
 import {
   asStepFailure,
   type ExpectedNetwork,
+  readNvram,
   runFenceCommand,
   stopAndConfirm,
+  TOOL_ATTEMPTS,
   waitForBridge,
   waitOnline,
   withRetries,
@@ -52,7 +54,6 @@ export interface TakeoverContext {
 
 const ONLINE_TIMEOUT_MS = 180_000;
 const OFFLINE_TIMEOUT_MS = 30_000;
-const TOOL_ATTEMPTS = 3;
 /** How long a rollback waits for a target that was never started to confirm it is stopped. */
 const STOP_PRECAUTION_MS = 10_000;
 
@@ -208,15 +209,7 @@ function readNvramStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverC
     name: `read NVRAM on ${from}`,
     timeoutMs: 600_000,
     run: async ({ signal, op }) => {
-      const node = nodeOf(cx, from);
-      const text = await withRetries(
-        cx,
-        `nvram_read on ${from}`,
-        TOOL_ATTEMPTS,
-        signal,
-        () => node.nvramRead(),
-        ctx.notes,
-      );
+      const text = await readNvram(cx, from, signal, ctx.notes);
       let dump: NvramDump;
       try {
         dump = parseNvram(text, { requireNetwork: true });
@@ -312,14 +305,7 @@ function writeNvramSteps(cx: ClusterContext, ctx: TakeoverContext): Step<Takeove
       timeoutMs: 600_000,
       run: async ({ signal }) => {
         const dump = ctx.dump as NvramDump;
-        const text = await withRetries(
-          cx,
-          `nvram_read on ${ctx.to}`,
-          TOOL_ATTEMPTS,
-          signal,
-          () => node().nvramRead(),
-          ctx.notes,
-        );
+        const text = await readNvram(cx, ctx.to, signal, ctx.notes);
         const differences = compareNvram(dump, parseNvram(text));
         if (differences.length > 0) {
           throw new StepFailure(
@@ -455,14 +441,7 @@ export async function retireCopy(
   const node = nodeOf(cx, id);
   let reached: number | undefined;
   try {
-    const text = await withRetries(
-      cx,
-      `nvram_read on ${id}`,
-      TOOL_ATTEMPTS,
-      signal,
-      () => node.nvramRead(),
-      notes,
-    );
+    const text = await readNvram(cx, id, signal, notes);
     reached = networkOf(parseNvram(text, { requireNetwork: true })).frame_counter;
   } catch (error) {
     notes.push(`could not read the frame counter on ${id}: ${(error as Error).message}`);
@@ -488,14 +467,7 @@ export async function raiseCounter(
 ): Promise<string> {
   const node = nodeOf(cx, id);
   const increment = cx.config.failover.frame_counter_increment;
-  const text = await withRetries(
-    cx,
-    `nvram_read on ${id}`,
-    TOOL_ATTEMPTS,
-    signal,
-    () => node.nvramRead(),
-    notes,
-  );
+  const text = await readNvram(cx, id, signal, notes);
   const dump = parseNvram(text, { requireNetwork: true });
   const before = networkOf(dump).frame_counter;
   const target = (above ?? before + increment) + increment;
@@ -941,15 +913,7 @@ function verifyRestoreStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeo
     name: `verify coordinator on ${ctx.to}`,
     timeoutMs: 600_000,
     run: async ({ signal }) => {
-      const node = nodeOf(cx, ctx.to);
-      const text = await withRetries(
-        cx,
-        `nvram_read on ${ctx.to}`,
-        TOOL_ATTEMPTS,
-        signal,
-        () => node.nvramRead(),
-        ctx.notes,
-      );
+      const text = await readNvram(cx, ctx.to, signal, ctx.notes);
       const dump = parseNvram(text, { requireNetwork: true });
       const network = checkIdentity(dump, ctx.expected, `${ctx.to}'s dongle after the restore`);
       const wanted = ctx.frameCounter?.restored ?? 0;
