@@ -239,8 +239,16 @@ async function main(): Promise<void> {
             (d) => (d.alert as { kind?: string })?.kind === "active_down" && Date.parse(String(d.ts)) >= t,
           )
         ).at - t;
+      // Each run starts from a clean slate: the alert over and the node answering its probes again
+      // (MQTT can be back before SSH is: a run that began with failed probes still counted came
+      // out shorter than the probes allow).
       const recovered = () =>
-        dapi.waitForStatus("recovered", (s) => !s.alerts.some((a) => a.kind === "active_down"));
+        dapi.waitForStatus(
+          "recovered",
+          (s) =>
+            !s.alerts.some((a) => a.kind === "active_down") &&
+            s.nodes.some((n) => n.id === current && n.health === "active-healthy"),
+        );
       for (let i = 0; i < args.detections; i++) {
         log(`detection ${i + 1}/${args.detections}: SIGKILL zigbee2mqtt`);
         const t = Date.now();
