@@ -318,7 +318,9 @@ ${row("service start → bridge/state online", parts.start_to_online)}
 
 From the fault to the sidecar's \`active_down\` alert on its event stream, with
 \`monitor.probe_interval: 3s\`, \`monitor.failures: 3\` (the defaults), \`probe_timeout: 2.5s\`.
-The failover policy then waits \`failover.grace\` (30 s by default) before acting.
+A crash is on MQTT at once (the last will), but the alert waits for a probe to agree that the
+service is down: up to one probe interval. A cut link takes \`failures\` unanswered probes, then an
+unanswered health check (2.5 s). The failover policy then waits \`failover.grace\` (30 s by default) before acting.
 
 ${HEADER}
 ${row("zigbee2mqtt crash (SIGKILL; MQTT last will)", detection.crash)}
