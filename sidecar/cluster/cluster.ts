@@ -17,6 +17,7 @@ import { checkPlan } from "./operations/check.js";
 import {
   asStepFailure,
   readNvram,
+  recordStaged,
   stopAndConfirm,
   TOOL_ATTEMPTS,
   waitOnline,
@@ -337,12 +338,7 @@ export class Cluster implements ClusterService {
               targetManifest(this.cx, snapshot, node),
               (sha) => this.cx.snapshots.readObject(sha),
             );
-            this.cx.state.update((s) => {
-              s.staging = {
-                ...(s.staging ?? {}),
-                [node]: { snapshot_id: id, at: new Date().toISOString(), operation_id: op.id },
-              };
-            });
+            recordStaged(this.cx, node, id, op.id);
             return `${result.files_uploaded} files uploaded (${result.bytes_moved} bytes), ${result.files_linked} unchanged`;
           },
         },

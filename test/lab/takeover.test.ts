@@ -100,6 +100,9 @@ async function switchoverChecked(from: string, to: string): Promise<OperationRec
   expect(status.last_switchover).toMatchObject({ from, to, operation_id: op.id });
   for (const other of lab.info.nodeIds.filter((n) => n !== to)) {
     expect(op.steps.find((s) => s.name === `stage on ${other}`)?.status).toBe("succeeded");
+    const node = status.nodes.find((n) => n.id === other);
+    expect(node?.staging_age_s, other).not.toBeNull();
+    expect(node?.reason, other).not.toMatch(/nothing staged/);
   }
   return op;
 }

@@ -26,6 +26,26 @@ export function asStepFailure(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
 
+/**
+ * Records what a node's staging dir now holds. Published as a state change so that the node's
+ * readiness is derived again at once, not at its next probe (a standby just staged by a
+ * switchover showed "nothing staged yet" until then).
+ */
+export function recordStaged(
+  cx: ClusterContext,
+  node: string,
+  snapshotId: string,
+  operationId: string,
+): void {
+  const state = cx.state.update((s) => {
+    s.staging = {
+      ...(s.staging ?? {}),
+      [node]: { snapshot_id: snapshotId, at: new Date().toISOString(), operation_id: operationId },
+    };
+  });
+  cx.bus.publish({ type: "state.changed", state });
+}
+
 /** Attempts at each coordinator tool run (see withRetries). */
 export const TOOL_ATTEMPTS = 3;
 

@@ -7,6 +7,7 @@ import { applyOverrides } from "../../z2m/config-yaml.js";
 import { type ClusterContext, nodeOf, stagingOf } from "../context.js";
 import { PreconditionError } from "../errors.js";
 import { type OperationPlan, type Step, StepFailure } from "../runner.js";
+import { recordStaged } from "./common.js";
 
 export interface SyncContext {
   source: string;
@@ -211,12 +212,7 @@ export function stageStep(cx: ClusterContext, ctx: SyncContext, target: string):
         const result = await stagingOf(cx, target).stage(manifest, (sha) => cx.snapshots.readObject(sha));
         ctx.bytesWritten += result.bytes_moved;
         ctx.staged.push(target);
-        cx.state.update((s) => {
-          s.staging = {
-            ...(s.staging ?? {}),
-            [target]: { snapshot_id: snapshot.id, at: new Date().toISOString(), operation_id: op.id },
-          };
-        });
+        recordStaged(cx, target, snapshot.id, op.id);
         return result.unchanged
           ? "already up to date"
           : `${result.files_uploaded} files uploaded (${result.bytes_moved} bytes), ${result.files_linked} unchanged`;

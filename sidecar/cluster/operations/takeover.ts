@@ -17,6 +17,7 @@ import {
   asStepFailure,
   type ExpectedNetwork,
   readNvram,
+  recordStaged,
   runFenceCommand,
   stopAndConfirm,
   TOOL_ATTEMPTS,
@@ -174,16 +175,7 @@ function finalSyncStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverC
       const result = await stagingOf(cx, ctx.to).stage(targetManifest(cx, ctx.dataSnapshot, ctx.to), (sha) =>
         cx.snapshots.readObject(sha),
       );
-      cx.state.update((s) => {
-        s.staging = {
-          ...(s.staging ?? {}),
-          [ctx.to]: {
-            snapshot_id: ctx.dataSnapshot?.id as string,
-            at: new Date().toISOString(),
-            operation_id: op.id,
-          },
-        };
-      });
+      recordStaged(cx, ctx.to, ctx.dataSnapshot.id, op.id);
       return `${ctx.dataSnapshot.id}: ${captured.filesRead} files read, ${result.files_uploaded} uploaded to ${ctx.to} (${result.bytes_moved} bytes)`;
     },
   };
@@ -403,12 +395,7 @@ function restageStep(cx: ClusterContext, ctx: TakeoverContext, node: string): St
       const result = await stagingOf(cx, node).stage(targetManifest(cx, snapshot, node), (sha) =>
         cx.snapshots.readObject(sha),
       );
-      cx.state.update((s) => {
-        s.staging = {
-          ...(s.staging ?? {}),
-          [node]: { snapshot_id: snapshot.id, at: new Date().toISOString(), operation_id: op.id },
-        };
-      });
+      recordStaged(cx, node, snapshot.id, op.id);
       cx.snapshots.prune(cx.config.sync.keep, pinnedSnapshots(cx));
       return `${result.files_uploaded} files uploaded (${result.bytes_moved} bytes)`;
     },
