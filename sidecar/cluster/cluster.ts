@@ -19,9 +19,8 @@ import {
   readNvram,
   recordStaged,
   stopAndConfirm,
-  TOOL_ATTEMPTS,
   waitOnline,
-  withRetries,
+  withTool,
 } from "./operations/common.js";
 import { recoveryPlan } from "./operations/recovery.js";
 import { pinnedSnapshots, syncPlan, targetManifest } from "./operations/sync.js";
@@ -411,14 +410,9 @@ export class Cluster implements ClusterService {
           timeoutMs: 300_000,
           continueOnFailure: true,
           run: async ({ signal }) => {
-            const stray = nodeOf(this.cx, node);
             const text = await readNvram(this.cx, node, signal);
-            const item = await withRetries(
-              this.cx,
-              `park the coordinator on ${node}`,
-              TOOL_ATTEMPTS,
-              signal,
-              () => stray.parkCoordinator(parseNvram(text).LEGACY ?? {}),
+            const item = await withTool(this.cx, node, "park the coordinator", signal, (n) =>
+              n.parkCoordinator(parseNvram(text).LEGACY ?? {}),
             );
             return `soft reset (nvram_write of ${item} unchanged): its coordinator holds`;
           },

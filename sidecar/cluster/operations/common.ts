@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { isSshError } from "../../node/ssh.js";
-import { NodeCommandError } from "../../node/zigbee-node.js";
+import { NodeCommandError, type ZigbeeNode } from "../../node/zigbee-node.js";
 import type { BridgeStatus } from "../../types.js";
 import { type ClusterContext, frontendHostOf, nodeOf } from "../context.js";
 import { StepFailure } from "../runner.js";
@@ -47,7 +47,22 @@ export function recordStaged(
 }
 
 /** Attempts at each coordinator tool run (see withRetries). */
-export const TOOL_ATTEMPTS = 3;
+const TOOL_ATTEMPTS = 3;
+
+/**
+ * A coordinator tool (zigpy-znp through the node, or parking) run on node `id` with the tools'
+ * retries; its attempts are logged and noted as "`what` on `id`".
+ */
+export function withTool<T>(
+  cx: ClusterContext,
+  id: string,
+  what: string,
+  signal: AbortSignal,
+  run: (node: ZigbeeNode) => Promise<T>,
+  notes?: string[],
+): Promise<T> {
+  return withRetries(cx, `${what} on ${id}`, TOOL_ATTEMPTS, signal, () => run(nodeOf(cx, id)), notes);
+}
 
 /** nvram_read on a node, retried as every coordinator tool is. */
 export function readNvram(
@@ -56,14 +71,7 @@ export function readNvram(
   signal: AbortSignal,
   notes?: string[],
 ): Promise<string> {
-  return withRetries(
-    cx,
-    `nvram_read on ${id}`,
-    TOOL_ATTEMPTS,
-    signal,
-    () => nodeOf(cx, id).nvramRead(),
-    notes,
-  );
+  return withTool(cx, id, "nvram_read", signal, (node) => node.nvramRead(), notes);
 }
 
 /**

@@ -20,10 +20,9 @@ import {
   recordStaged,
   runFenceCommand,
   stopAndConfirm,
-  TOOL_ATTEMPTS,
   waitForBridge,
   waitOnline,
-  withRetries,
+  withTool,
 } from "./common.js";
 import { captureDataDir, pinnedSnapshots, targetManifest } from "./sync.js";
 
@@ -243,12 +242,12 @@ function parkStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContex
     timeoutMs: 300_000,
     run: async ({ signal }) => {
       const legacy = ctx.dump?.LEGACY ?? {};
-      const item = await withRetries(
+      const item = await withTool(
         cx,
-        `park the coordinator on ${from}`,
-        TOOL_ATTEMPTS,
+        from,
+        "park the coordinator",
         signal,
-        () => nodeOf(cx, from).parkCoordinator(legacy),
+        (n) => n.parkCoordinator(legacy),
         ctx.notes,
       );
       return `soft reset (nvram_write of ${item} unchanged): the old coordinator holds, its NVRAM as read`;
@@ -257,20 +256,12 @@ function parkStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContex
 }
 
 function writeNvramSteps(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext>[] {
-  const node = () => nodeOf(cx, ctx.to);
   return [
     {
       name: `reset NVRAM on ${ctx.to}`,
       timeoutMs: 300_000,
       run: async ({ signal }) => {
-        await withRetries(
-          cx,
-          `nvram_reset on ${ctx.to}`,
-          TOOL_ATTEMPTS,
-          signal,
-          () => node().nvramReset(),
-          ctx.notes,
-        );
+        await withTool(cx, ctx.to, "nvram_reset", signal, (n) => n.nvramReset(), ctx.notes);
         return "all items deleted";
       },
     },
@@ -281,14 +272,7 @@ function writeNvramSteps(cx: ClusterContext, ctx: TakeoverContext): Step<Takeove
         const dump = ctx.dump;
         if (!dump) throw new StepFailure("no NVRAM dump to write");
         const text = JSON.stringify(dump, null, 4);
-        await withRetries(
-          cx,
-          `nvram_write on ${ctx.to}`,
-          TOOL_ATTEMPTS,
-          signal,
-          () => node().nvramWrite(text),
-          ctx.notes,
-        );
+        await withTool(cx, ctx.to, "nvram_write", signal, (n) => n.nvramWrite(text), ctx.notes);
         return `${countItems(dump)} items written`;
       },
     },
@@ -425,7 +409,6 @@ export async function retireCopy(
   signal: AbortSignal,
   notes: string[],
 ): Promise<number | undefined> {
-  const node = nodeOf(cx, id);
   let reached: number | undefined;
   try {
     const text = await readNvram(cx, id, signal, notes);
@@ -433,7 +416,7 @@ export async function retireCopy(
   } catch (error) {
     notes.push(`could not read the frame counter on ${id}: ${(error as Error).message}`);
   }
-  await withRetries(cx, `nvram_reset on ${id}`, TOOL_ATTEMPTS, signal, () => node.nvramReset(), notes);
+  await withTool(cx, id, "nvram_reset", signal, (n) => n.nvramReset(), notes);
   return reached;
 }
 
@@ -452,7 +435,6 @@ export async function raiseCounter(
   signal: AbortSignal,
   notes: string[],
 ): Promise<string> {
-  const node = nodeOf(cx, id);
   const increment = cx.config.failover.frame_counter_increment;
   const text = await readNvram(cx, id, signal, notes);
   const dump = parseNvram(text, { requireNetwork: true });
@@ -460,14 +442,7 @@ export async function raiseCounter(
   const target = (above ?? before + increment) + increment;
   if (before >= target) return `frame counter ${before} is already above ${above}`;
   const raised = changedItems(dump, raiseFrameCounter(dump, target));
-  await withRetries(
-    cx,
-    `nvram_write on ${id}`,
-    TOOL_ATTEMPTS,
-    signal,
-    () => node.nvramWrite(JSON.stringify(raised, null, 4)),
-    notes,
-  );
+  await withTool(cx, id, "nvram_write", signal, (n) => n.nvramWrite(JSON.stringify(raised, null, 4)), notes);
   return `frame counter ${before} → ${target} (${countItems(raised)} items written)`;
 }
 
@@ -790,7 +765,6 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
     name: `restore coordinator on ${ctx.to}`,
     timeoutMs: 900_000,
     run: async ({ signal }) => {
-      const node = nodeOf(cx, ctx.to);
       const increment = cx.config.failover.frame_counter_increment;
       const staged = await stagingOf(cx, ctx.to).read();
       const latest = cx.snapshots.latestData();
@@ -812,23 +786,9 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
         };
         ctx.dump = raiseFrameCounter(ctx.freshDump, target);
         ctx.method = `nvram_write of the NVRAM just read from ${ctx.from}, frame counters raised to ${target}`;
-        await withRetries(
-          cx,
-          `nvram_reset on ${ctx.to}`,
-          TOOL_ATTEMPTS,
-          signal,
-          () => node.nvramReset(),
-          ctx.notes,
-        );
+        await withTool(cx, ctx.to, "nvram_reset", signal, (n) => n.nvramReset(), ctx.notes);
         const text = JSON.stringify(ctx.dump, null, 4);
-        await withRetries(
-          cx,
-          `nvram_write on ${ctx.to}`,
-          TOOL_ATTEMPTS,
-          signal,
-          () => node.nvramWrite(text),
-          ctx.notes,
-        );
+        await withTool(cx, ctx.to, "nvram_write", signal, (n) => n.nvramWrite(text), ctx.notes);
         ctx.frameCounter = { before: fresh.frame_counter, restored: target };
         return `${ctx.method}: frame counter ${fresh.frame_counter} → ${target}`;
       }
@@ -855,39 +815,18 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
         extended_pan_id: identity.extended_pan_id,
         channel: identity.channel,
       };
-      await withRetries(
-        cx,
-        `nvram_reset on ${ctx.to}`,
-        TOOL_ATTEMPTS,
-        signal,
-        () => node.nvramReset(),
-        ctx.notes,
-      );
+      await withTool(cx, ctx.to, "nvram_reset", signal, (n) => n.nvramReset(), ctx.notes);
       if (useBackup && backup && backupNet) {
         const bump = target - backupNet.frame_counter;
         ctx.method = `network_restore of coordinator_backup.json (${backupFile?.id}) with -c ${bump}`;
         const text = JSON.stringify(toZigpyBackup(backup), null, 2);
-        await withRetries(
-          cx,
-          `network_restore on ${ctx.to}`,
-          TOOL_ATTEMPTS,
-          signal,
-          () => node.networkRestore(text, bump),
-          ctx.notes,
-        );
+        await withTool(cx, ctx.to, "network_restore", signal, (n) => n.networkRestore(text, bump), ctx.notes);
       } else if (nvram) {
         ctx.method = `nvram_write of ${nvram.id} with frame counters raised to ${target}`;
         const raised = raiseFrameCounter(nvram.dump, target);
         ctx.dump = raised;
         const text = JSON.stringify(raised, null, 4);
-        await withRetries(
-          cx,
-          `nvram_write on ${ctx.to}`,
-          TOOL_ATTEMPTS,
-          signal,
-          () => node.nvramWrite(text),
-          ctx.notes,
-        );
+        await withTool(cx, ctx.to, "nvram_write", signal, (n) => n.nvramWrite(text), ctx.notes);
       }
       ctx.frameCounter = { before: highest, restored: target };
       return `${ctx.method}: frame counter ${highest} → ${target}`;
