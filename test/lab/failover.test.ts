@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OperationRecord } from "../../sidecar/types.js";
 import { opsSince, waitForDecision } from "./policy-helpers.js";
 import type { EventRecorder } from "./sidecar-api.js";
-import { baseline, type SidecarHandle, sharedLab, startSidecar } from "./sidecar-harness.js";
+import { type SidecarHandle, sharedLab, startSidecar } from "./sidecar-harness.js";
 import {
   dongleAtRest,
   expectActive,
-  freshWatermarks,
+  freshNetwork,
   type Identity,
   identityOf,
   leaveNode1Active,
@@ -28,9 +28,7 @@ let network: Identity;
 
 beforeAll(async () => {
   lab = await sharedLab();
-  await baseline(lab);
-  await freshWatermarks(lab);
-  network = identityOf(await lab.bridge());
+  network = await freshNetwork(lab);
   h = await startSidecar(lab, { failover: { automatic: false } });
   events = h.api.events();
   await events.ready;

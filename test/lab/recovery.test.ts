@@ -6,14 +6,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OperationRecord } from "../../sidecar/types.js";
 import { SidecarApi } from "./sidecar-api.js";
-import { baseline, type SidecarHandle, sharedLab, startSidecar } from "./sidecar-harness.js";
+import { type SidecarHandle, sharedLab, startSidecar } from "./sidecar-harness.js";
 import {
   backgroundOperation,
   dongleAtRest,
   expectActive,
-  freshWatermarks,
+  freshNetwork,
   type Identity,
-  identityOf,
   leaveNode1Active,
   runningNodes,
   runWhenFree,
@@ -27,9 +26,7 @@ let network: Identity;
 
 beforeAll(async () => {
   lab = await sharedLab();
-  await baseline(lab);
-  await freshWatermarks(lab);
-  network = identityOf(await lab.bridge());
+  network = await freshNetwork(lab);
   h = await startSidecar(lab, {
     failover: { automatic: false },
     // node3's zigbee2mqtt starts the coordinator, then exits: its broker address is wrong.

@@ -9,7 +9,7 @@ import { expect } from "vitest";
 import type { OperationRecord } from "../../sidecar/types.js";
 import type { BridgeSnapshot } from "./host/mqtt.js";
 import { type SidecarApi, sleep } from "./sidecar-api.js";
-import type { SidecarHandle } from "./sidecar-harness.js";
+import { baseline, type SidecarHandle } from "./sidecar-harness.js";
 import type { SimulatorStatus } from "./simulator/client.js";
 import type { HostId, Lab } from "./world.js";
 
@@ -57,12 +57,15 @@ export async function dongleAtRest(lab: Lab, node: string, timeoutMs = 10_000): 
 }
 
 /**
- * After `baseline`: every dongle's "highest counter ever used" restarts from now (node1 from the
- * counter of the network it just formed, the blank ones from 0), so that it means "on this
- * network" and not "in some earlier test file".
+ * A takeover test file's start: the lab's `baseline` (node1 forms a new network, the other dongles
+ * blank), then every dongle's "highest counter ever used" restarts from now (node1 from the counter
+ * of the network it just formed, the blank ones from 0), so that it means "on this network" and
+ * not "in some earlier test file". Returns the network as node1's bridge/info announced it.
  */
-export async function freshWatermarks(lab: Lab): Promise<void> {
+export async function freshNetwork(lab: Lab): Promise<Identity> {
+  await baseline(lab);
   for (const id of lab.info.nodeIds) await lab.simulator(id).resetMaxFrameCounter();
+  return identityOf(await lab.bridge());
 }
 
 /** The network key a dongle holds (NWKKEY = sequence number ‖ key ‖ …), as lowercase hex. */

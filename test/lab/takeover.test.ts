@@ -6,13 +6,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OperationRecord } from "../../sidecar/types.js";
-import { baseline, type SidecarHandle, sharedLab, startSidecar } from "./sidecar-harness.js";
+import { type SidecarHandle, sharedLab, startSidecar } from "./sidecar-harness.js";
 import {
   dongleAtRest,
   expectActive,
-  freshWatermarks,
+  freshNetwork,
   type Identity,
-  identityOf,
   leaveNode1Active,
   type Nvram,
   networkKeyOf,
@@ -48,9 +47,7 @@ let networkKey: string;
 
 beforeAll(async () => {
   lab = await sharedLab();
-  await baseline(lab);
-  await freshWatermarks(lab);
-  network = identityOf(await lab.bridge());
+  network = await freshNetwork(lab);
   networkKey = lab.info.network.networkKey.map((b) => b.toString(16).padStart(2, "0")).join("");
   // node3's zigbee2mqtt gets a broker address nobody listens on: it starts the coordinator, then
   // exits ("MQTT failed to connect"), the way a broken configuration fails after the network is up.

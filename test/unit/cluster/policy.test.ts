@@ -404,18 +404,24 @@ describe("split-brain guard in maintenance mode", () => {
   });
 });
 
+/** Starts an operation of `kind` that runs until the returned function is called. */
+function holdOperation(kind: "sync" | "switchover"): () => void {
+  let release!: () => void;
+  cx.runner.start({
+    kind,
+    mutating: true,
+    trigger: "test",
+    params: {},
+    ctx: {},
+    steps: [{ name: "wait", timeoutMs: 600_000, run: () => new Promise<void>((r) => (release = r)) }],
+  });
+  return () => release();
+}
+
 describe("a sync running while the active dies", () => {
   it("does not stop the incident's clock; the action waits for the sync and follows at once", async () => {
     setup({ restart_attempts: 0 });
-    let release!: () => void;
-    cx.runner.start({
-      kind: "sync",
-      mutating: true,
-      trigger: "test",
-      params: {},
-      ctx: {},
-      steps: [{ name: "wait", timeoutMs: 600_000, run: () => new Promise<void>((r) => (release = r)) }],
-    });
+    const release = holdOperation("sync");
     crash();
     await at(1);
     expect(cx.alerts.list().map((a) => a.kind)).toContain("active_down");
@@ -431,15 +437,7 @@ describe("a sync running while the active dies", () => {
 
   it("a takeover in progress is not judged at all", async () => {
     setup({ restart_attempts: 0 });
-    let release!: () => void;
-    cx.runner.start({
-      kind: "switchover",
-      mutating: true,
-      trigger: "test",
-      params: {},
-      ctx: {},
-      steps: [{ name: "wait", timeoutMs: 600_000, run: () => new Promise<void>((r) => (release = r)) }],
-    });
+    const release = holdOperation("switchover");
     crash();
     await at(30);
     expect(cx.alerts.list()).toEqual([]);
