@@ -173,7 +173,7 @@ async function leaveOneRunning(
     } catch (error) {
       throw asStepFailure(error);
     }
-    const detail = await waitOnline(cx, active, {}, 180_000, signal);
+    const detail = await waitOnline(cx, active, {}, ONLINE_TIMEOUT_MS, signal);
     ctx.actions.push(`no node was running: started ${active} again on its own dongle (${detail})`);
     return ctx.actions.join("; ");
   }
