@@ -292,7 +292,8 @@ export class FailoverPolicy {
     if (this.monitor.statuses().some((s) => s.id !== active && s.zigbee2mqtt_running === true)) return;
     const now = Date.now();
     // Also when the retained "offline" came before the policy subscribed (no event to set it).
-    const offlineSince = (this.#offlineSince ??= now);
+    this.#offlineSince ??= now;
+    const offlineSince = this.#offlineSince;
     if (now - offlineSince < STALE_STATE_MS || now - this.#staleStateTried < STALE_STATE_RETRY_MS) return;
     this.#staleStateTried = now;
     const health = await this.cx.watcher.request("health_check", {}, HEALTH_CHECK_TIMEOUT_MS);
