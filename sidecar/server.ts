@@ -16,6 +16,7 @@ import { Staging } from "./node/staging.js";
 import { ZigbeeNode } from "./node/zigbee-node.js";
 import { EventBus } from "./notify/bus.js";
 import { createSnmpNotifier } from "./notify/snmp.js";
+import { removeOrphanTemps } from "./store/atomic.js";
 import { Journal } from "./store/journal.js";
 import { SnapshotStore } from "./store/snapshots.js";
 import { loadOrCreateInstanceId, loadOrCreateToken, StateStore } from "./store/state.js";
@@ -46,6 +47,12 @@ const JOURNAL_KEEP_OPERATIONS = 500;
 export async function startSidecar(config: Config, options: SidecarOptions = {}): Promise<Sidecar> {
   const logger = options.logger ?? createLogger(config.log_level);
   mkdirSync(config.state_dir, { recursive: true, mode: 0o700 });
+  const orphans = removeOrphanTemps(config.state_dir);
+  if (orphans.length > 0)
+    logger.info(
+      { files: orphans },
+      `removed ${orphans.length} temp file(s) left by an earlier write cut short`,
+    );
 
   const journal = Journal.open(join(config.state_dir, "journal.jsonl"));
   if (journal.size() > JOURNAL_COMPACT_BYTES) journal.compact(JOURNAL_KEEP_OPERATIONS);

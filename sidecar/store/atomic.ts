@@ -1,9 +1,11 @@
 import { randomBytes } from "node:crypto";
 import {
   closeSync,
+  type Dirent,
   fsyncSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -49,6 +51,49 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     throw error;
   }
   fsyncDir(dir);
+}
+
+/** `.<name>.<pid>.<8 hex>.tmp`, the temp files writeFileAtomic makes. */
+const TEMP_NAME = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the pid exists but belongs to someone else; not ours to judge.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes, under `dir`, the temp files of writes whose process died before the rename (a
+ * SIGKILL or a power loss mid-write). The target files are intact, so these are only litter, but
+ * left alone they pile up in the state dir forever. A file whose pid is still running is kept:
+ * that write may be in flight. Returns the paths removed.
+ */
+export function removeOrphanTemps(dir: string): string[] {
+  const removed: string[] = [];
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return removed;
+    throw error;
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      removed.push(...removeOrphanTemps(path));
+      continue;
+    }
+    const pid = TEMP_NAME.exec(entry.name)?.[1];
+    if (!entry.isFile() || pid === undefined) continue;
+    if (Number(pid) === process.pid || isAlive(Number(pid))) continue;
+    rmSync(path, { force: true });
+    removed.push(path);
+  }
+  return removed;
 }
 
 export function writeJsonAtomic(path: string, value: unknown, mode = 0o644): void {

@@ -117,6 +117,9 @@ describe("the sidecar process", () => {
 
     const state = JSON.parse(readFileSync(join(config.stateDir, "state.json"), "utf8"));
     expect(state).toMatchObject({ active: "node1", automation: { maintenance: true } });
+    // The kill lands mid-write only sometimes; plant the temp file such a write leaves, so the
+    // sweep at start is exercised on every run.
+    writeFileSync(join(config.stateDir, `.state.json.${worker.pid}.0123abcd.tmp`), '{"active":');
     const sidecar = await startSidecarProcess(config);
     try {
       const { body } = await api<{ operations: OperationRecord[] }>(sidecar, "GET", "/api/v1/operations");
@@ -139,6 +142,7 @@ describe("the sidecar process", () => {
       );
       expect(status.body).toMatchObject({ active: "node1", automation: { maintenance: true } });
       expect(readdirSync(config.stateDir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+      expect(sidecar.output()).toMatch(/removed \d+ temp file\(s\) left by an earlier write cut short/);
     } finally {
       await sidecar.stop();
     }
