@@ -162,6 +162,13 @@ export async function stopAndConfirm(cx: ClusterContext, id: string): Promise<st
   return before === "crashed" ? "had crashed; service state reset" : "stopped (service status confirms)";
 }
 
+/**
+ * How long a started zigbee2mqtt gets to reach bridge online. Generous: a restore onto a blank
+ * dongle or a slow host can take well over a minute, and giving up early turns a slow start into
+ * a rollback.
+ */
+export const ONLINE_TIMEOUT_MS = 180_000;
+
 export interface ExpectedNetwork {
   ieee?: string;
   pan_id?: number;

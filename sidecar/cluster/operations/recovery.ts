@@ -2,7 +2,7 @@ import type { OperationRecord } from "../../types.js";
 import { type ClusterContext, nodeOf } from "../context.js";
 import type { Monitor } from "../monitor.js";
 import type { OperationPlan } from "../runner.js";
-import { asStepFailure, stopAndConfirm, waitOnline } from "./common.js";
+import { asStepFailure, ONLINE_TIMEOUT_MS, stopAndConfirm, waitOnline } from "./common.js";
 import { raiseCounter, retireCopy } from "./takeover.js";
 
 export interface RecoveryContext {
@@ -11,8 +11,6 @@ export interface RecoveryContext {
   actions: string[];
   notes: string[];
 }
-
-const ONLINE_TIMEOUT_MS = 180_000;
 
 /**
  * The targets of interrupted takeovers whose zigbee2mqtt was started (the step ran, whatever its

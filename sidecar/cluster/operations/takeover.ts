@@ -16,6 +16,7 @@ import { type OperationPlan, type Step, StepFailure } from "../runner.js";
 import {
   asStepFailure,
   type ExpectedNetwork,
+  ONLINE_TIMEOUT_MS,
   readNvram,
   recordStaged,
   runFenceCommand,
@@ -52,7 +53,6 @@ export interface TakeoverContext {
   notes: string[];
 }
 
-const ONLINE_TIMEOUT_MS = 180_000;
 const OFFLINE_TIMEOUT_MS = 30_000;
 /** How long a rollback waits for a target that was never started to confirm it is stopped. */
 const STOP_PRECAUTION_MS = 10_000;
