@@ -81,7 +81,7 @@ export function readNvram(
  * reached at all (or refuses our key) is not retried: the SSH transport already made its
  * connection attempts, and another round only keeps the cluster waiting.
  */
-export async function withRetries<T>(
+async function withRetries<T>(
   cx: ClusterContext,
   what: string,
   attempts: number,
