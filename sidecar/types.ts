@@ -26,6 +26,9 @@ export type OperationStatus =
 export type StepStatus = "running" | "succeeded" | "failed" | "skipped" | "interrupted";
 
 export interface StepRecord {
+  /** Stable machine key ("start-target", "stage:node2"): what recovery and rollback match on. */
+  key: string;
+  /** Display text, e.g. "start node2". */
   name: string;
   status: StepStatus;
   started_at: string;
@@ -144,7 +147,11 @@ export type AlertKind =
   | "journal_truncated"
   | "recovery"
   | "fence_failed"
-  | "takeover_failed";
+  | "takeover_failed"
+  /** The controller's state dir refuses writes (full, read-only): no new mutating operation starts. */
+  | "storage_unavailable"
+  /** A file in the state dir could not be read (a snapshot, a journal line) and was set aside. */
+  | "state_corrupt";
 
 export interface Alert {
   kind: AlertKind;

@@ -29,6 +29,7 @@ const nodeId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/);
 
 export const stepRecord = z
   .object({
+    key: z.string().meta({ description: "Stable machine key of the step, e.g. start-target" }),
     name: z.string(),
     status: z.enum(["running", "succeeded", "failed", "skipped", "interrupted"]),
     started_at: z.string(),
@@ -132,6 +133,8 @@ export const alert = z
       "recovery",
       "fence_failed",
       "takeover_failed",
+      "storage_unavailable",
+      "state_corrupt",
     ]),
     severity: z.enum(["info", "warning", "critical"]),
     message: z.string(),

@@ -165,7 +165,7 @@ export class Cluster implements ClusterService {
       );
       return;
     }
-    const state = this.cx.state.update((s) => {
+    this.cx.state.update((s) => {
       s.active = chosen;
     });
     this.cx.runner.record(
@@ -178,7 +178,6 @@ export class Cluster implements ClusterService {
         detail: `${chosen} runs zigbee2mqtt: it is the active node`,
       },
     );
-    this.cx.bus.publish({ type: "state.changed", state });
   }
 
   #startQuietly(start: () => unknown): void {
@@ -304,7 +303,6 @@ export class Cluster implements ClusterService {
         { automation: patch },
         { before, after: state.automation },
       );
-      this.cx.bus.publish({ type: "state.changed", state });
     }
     return state.automation;
   }
@@ -330,6 +328,7 @@ export class Cluster implements ClusterService {
       ctx: {},
       steps: [
         {
+          key: `stage:${node}`,
           name: `stage ${id} on ${node}`,
           timeoutMs: 300_000,
           run: async ({ op }) => {
@@ -356,6 +355,7 @@ export class Cluster implements ClusterService {
       ctx: {},
       steps: [
         {
+          key: "start",
           name: `start ${node}`,
           timeoutMs: 90_000,
           run: async () => {
@@ -368,6 +368,7 @@ export class Cluster implements ClusterService {
           },
         },
         {
+          key: "wait-online",
           name: `wait for ${node} online`,
           timeoutMs: 125_000,
           run: async ({ signal }) => {
@@ -392,6 +393,7 @@ export class Cluster implements ClusterService {
       ctx: {},
       steps: [
         {
+          key: "stop-stray",
           name: `stop zigbee2mqtt on ${node}`,
           timeoutMs: 90_000,
           run: async () => {
@@ -406,6 +408,7 @@ export class Cluster implements ClusterService {
           // zigbee2mqtt is stopped, but Z-Stack keeps running a network it started (a fenced old
           // active's, or one a hand-started standby formed or restored): left alone, the chip stays
           // on the air as a second coordinator. A soft reset (parking) makes it hold, NVRAM kept.
+          key: "park-stray",
           name: `park the coordinator on ${node}`,
           timeoutMs: 300_000,
           continueOnFailure: true,
@@ -418,6 +421,7 @@ export class Cluster implements ClusterService {
           },
         },
         {
+          key: "look-again",
           name: "look again",
           timeoutMs: 30_000,
           run: async () => {
@@ -430,6 +434,7 @@ export class Cluster implements ClusterService {
         {
           // The stray's clean stop left bridge/state "offline" (retained) although the active still
           // runs; restarting the active's zigbee2mqtt republishes its state and info.
+          key: "restore-bridge-state",
           name: "restore the active's bridge state",
           timeoutMs: 240_000,
           run: async ({ signal }) => {

@@ -47,3 +47,14 @@ export class NotImplementedError extends DomainError {
     super(message, "not_implemented");
   }
 }
+
+/** The controller's state dir refuses writes: mutating operations wait until it takes them again. */
+export class StorageUnavailableError extends DomainError {
+  constructor(message: string, problem: string) {
+    super(
+      `${message}; no mutating operation starts until the state dir takes writes again (it is retried every few seconds)`,
+      "storage_unavailable",
+      { problem },
+    );
+  }
+}

@@ -359,7 +359,7 @@ export class FailoverPolicy {
       if (status.id === active) continue;
       if (fenced[status.id] && status.reachable && status.zigbee2mqtt_running === false) {
         // Seen again with zigbee2mqtt stopped: the fence did its job; the guard keeps it that way.
-        const state = this.cx.state.update((s) => {
+        this.cx.state.update((s) => {
           delete s.fenced[status.id];
         });
         this.cx.alerts.clear("fence_failed", status.id);
@@ -373,7 +373,6 @@ export class FailoverPolicy {
             detail: `${status.id} is reachable again and zigbee2mqtt is stopped on it: it is a standby like any other`,
           },
         );
-        this.cx.bus.publish({ type: "state.changed", state });
         continue;
       }
       const publishing = bridge.state === "online" && bridge.publishing_node === status.id;

@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
 import type { EventBus } from "../notify/bus.js";
-import type { Journal } from "../store/journal.js";
+import type { Journal, JournalEntry } from "../store/journal.js";
+import type { StorageHealth } from "../store/storage.js";
 import type { OperationKind, OperationRecord, StepRecord } from "../types.js";
-import { ConflictError } from "./errors.js";
+import { ConflictError, StorageUnavailableError } from "./errors.js";
 
 export interface StepIo<C> {
   ctx: C;
@@ -13,6 +15,12 @@ export interface StepIo<C> {
 
 /** A named unit of work with a timeout. Its return value is the step's short, human-readable detail. */
 export interface Step<C> {
+  /**
+   * Stable machine key ("start-target", "stage:node2"), journaled with the step: recovery and
+   * rollback decide by keys, never by the display name, which may change wording.
+   */
+  key: string;
+  /** Display text, e.g. "start node2". */
   name: string;
   timeoutMs: number;
   /** A failure is recorded but the operation goes on (it still ends "failed"); e.g. one standby of several. */
@@ -55,6 +63,23 @@ class StepTimeout extends Error {
   }
 }
 
+export interface RunnerOptions {
+  history?: OperationRecord[];
+  historyLimit?: number;
+  /** Asked before each mutating operation: none starts while the state dir refuses writes. */
+  storage?: StorageHealth;
+  logger?: Logger;
+  /** The journal is compacted (between operations) once it is larger than this. */
+  compactBytes?: number;
+  /** Operations kept by a compaction. */
+  compactKeep?: number;
+  /**
+   * After a step is interrupted (timeout, shutdown), how long the runner waits for it to wind
+   * down (its remote command ended through TERM/KILL) before the next step or rollback starts.
+   */
+  settleMs?: number;
+}
+
 /**
  * Runs operations: one mutating operation at a time, every step journaled before and after,
  * progress published on the event bus. Knows nothing of HTTP, SSE or SNMP.
@@ -64,14 +89,15 @@ export class OperationRunner {
   #current: OperationRecord | undefined;
   readonly #shutdown = new AbortController();
   readonly #pending = new Set<Promise<unknown>>();
+  readonly #historyLimit: number;
 
   constructor(
     private readonly journal: Journal,
     private readonly bus: EventBus,
-    history: OperationRecord[] = [],
-    private readonly historyLimit = 200,
+    private readonly options: RunnerOptions = {},
   ) {
-    this.#history = history.slice(-historyLimit);
+    this.#historyLimit = options.historyLimit ?? 200;
+    this.#history = (options.history ?? []).slice(-this.#historyLimit);
   }
 
   get running(): OperationRecord | undefined {
@@ -87,11 +113,20 @@ export class OperationRunner {
     return op ? structuredClone(op) : undefined;
   }
 
+  /** A running operation of this kind, mutating or not (e.g. a check already under way). */
+  runningOf(kind: OperationKind): OperationRecord | undefined {
+    const op = this.#history.find((o) => o.kind === kind && o.status === "running");
+    return op ? structuredClone(op) : undefined;
+  }
+
   /** Starts the operation and returns its record at once; the operation runs on. */
   start<C>(plan: OperationPlan<C>): OperationRecord {
     const { record, done } = this.#launch(plan);
     this.#pending.add(done);
-    void done.finally(() => this.#pending.delete(done));
+    // #execute never rejects; the catch is for the impossible case, never an unhandled rejection.
+    done
+      .catch((error) => this.options.logger?.error({ err: error }, "operation runner failed"))
+      .finally(() => this.#pending.delete(done));
     return record;
   }
 
@@ -122,15 +157,41 @@ export class OperationRunner {
       steps: [],
       ...(reason ? { reason } : {}),
     };
-    this.journal.append({ t: "op-start", ts: now, op: withoutSteps(op) });
+    this.#journal({ t: "op-start", ts: now, op: withoutSteps(op) });
     this.#remember(op);
     op.status = status;
     op.finished_at = now;
     op.duration_ms = 0;
     if (result) op.result = result;
-    this.journal.append({ t: "op-end", ts: now, op_id: op.id, status, ...(result ? { result } : {}) });
+    this.#journal({ t: "op-end", ts: now, op_id: op.id, status, ...(result ? { result } : {}) });
     this.bus.publish({ type: "operation.finished", operation: structuredClone(op) });
+    this.#maybeCompact();
     return structuredClone(op);
+  }
+
+  /**
+   * Journals an entry. Never throws: a full disk holds the entry in memory (the journal and
+   * StorageHealth deal with it), and whatever else goes wrong must not leave an operation
+   * half-finished in memory (that was how a full disk once left a "running" operation forever).
+   */
+  #journal(entry: JournalEntry): void {
+    try {
+      this.journal.append(entry);
+    } catch (error) {
+      this.options.logger?.error({ err: error, entry: entry.t }, "could not journal an operation entry");
+    }
+  }
+
+  /** Between operations, a journal over its size is compacted: it no longer grows until a restart. */
+  #maybeCompact(): void {
+    const limit = this.options.compactBytes;
+    if (limit === undefined || this.#current || this.journal.size() <= limit) return;
+    try {
+      if (this.journal.compact(this.options.compactKeep ?? 500))
+        this.options.logger?.info({ bytes: this.journal.size() }, "operations journal compacted");
+    } catch (error) {
+      this.options.logger?.warn({ err: error }, "journal compaction failed; the journal is kept as it is");
+    }
   }
 
   /** Aborts running steps and waits (bounded) for operations to settle. */
@@ -146,6 +207,11 @@ export class OperationRunner {
         this.#current.id,
       );
     }
+    if (plan.mutating) {
+      // An operation that cannot be journaled could not be recovered after a crash.
+      const problem = this.options.storage?.check();
+      if (problem) throw new StorageUnavailableError(problem.message, problem.code);
+    }
     const now = new Date().toISOString();
     const op: OperationRecord = {
       id: newOperationId(),
@@ -158,9 +224,9 @@ export class OperationRunner {
       steps: [],
       ...(plan.reason ? { reason: plan.reason } : {}),
     };
-    if (plan.mutating) this.#current = op;
-    this.journal.append({ t: "op-start", ts: now, op: withoutSteps(op) });
+    this.#journal({ t: "op-start", ts: now, op: withoutSteps(op) });
     this.#remember(op);
+    if (plan.mutating) this.#current = op;
     this.bus.publish({ type: "operation.started", operation: structuredClone(op) });
     const done = this.#execute(plan, op);
     return { record: structuredClone(op), done };
@@ -191,27 +257,34 @@ export class OperationRunner {
       this.#finish(plan, op, status, failure);
     } catch (error) {
       // A bug in the runner itself must still leave a finished record behind.
-      this.#finish(plan, op, "failed", { step: "(runner)", error: error as Error });
+      try {
+        this.#finish(plan, op, "failed", { step: "(runner)", error: error as Error });
+      } catch (again) {
+        this.options.logger?.error({ err: again }, "could not record the end of an operation");
+      }
     } finally {
       if (this.#current === op) this.#current = undefined;
     }
+    this.#maybeCompact();
     return structuredClone(op);
   }
 
   async #runStep<C>(plan: OperationPlan<C>, op: OperationRecord, step: Step<C>, rollback: boolean) {
     const started = Date.now();
     const record: StepRecord = {
+      key: step.key,
       name: step.name,
       status: "running",
       started_at: new Date(started).toISOString(),
       ...(rollback ? { rollback: true } : {}),
     };
     op.steps.push(record);
-    this.journal.append({
+    this.#journal({
       t: "step-start",
       ts: record.started_at,
       op_id: op.id,
       step: step.name,
+      key: step.key,
       ...(rollback ? { rollback } : {}),
     });
     this.bus.publish({ type: "operation.step", operation_id: op.id, kind: op.kind, step: { ...record } });
@@ -229,13 +302,13 @@ export class OperationRunner {
     this.#shutdown.signal.addEventListener("abort", onShutdown, { once: true });
     let timer: NodeJS.Timeout | undefined;
     let error: Error | undefined;
+    let running: Promise<unknown> | undefined;
     try {
       if (this.#shutdown.signal.aborted) throw this.#shutdown.signal.reason as Error;
       timer = setTimeout(() => interrupt(new StepTimeout(step.name, step.timeoutMs)), step.timeoutMs);
-      const detail = await Promise.race([
-        step.run({ ctx: plan.ctx, signal: controller.signal, op }),
-        interrupted,
-      ]);
+      const work = step.run({ ctx: plan.ctx, signal: controller.signal, op });
+      running = work;
+      const detail = await Promise.race([work, interrupted]);
       record.status = "succeeded";
       if (typeof detail === "string" && detail !== "") record.detail = detail;
     } catch (caught) {
@@ -247,14 +320,20 @@ export class OperationRunner {
       clearTimeout(timer);
       this.#shutdown.signal.removeEventListener("abort", onShutdown);
     }
+    if (controller.signal.aborted && running) {
+      // The abort reaches the step's remote command (TERM, then KILL): let it end before the next
+      // step or a rollback touches the same dongle, but never wait for ever.
+      await Promise.race([running.catch(() => undefined), delay(this.options.settleMs ?? 15_000)]);
+    }
     const finished = Date.now();
     record.finished_at = new Date(finished).toISOString();
     record.duration_ms = finished - started;
-    this.journal.append({
+    this.#journal({
       t: "step-end",
       ts: record.finished_at,
       op_id: op.id,
       step: step.name,
+      key: step.key,
       status: record.status,
       duration_ms: record.duration_ms,
       ...(record.detail !== undefined ? { detail: record.detail } : {}),
@@ -291,7 +370,7 @@ export class OperationRunner {
           : {}),
       };
     }
-    this.journal.append({
+    this.#journal({
       t: "op-end",
       ts: op.finished_at,
       op_id: op.id,
@@ -304,7 +383,7 @@ export class OperationRunner {
 
   #remember(op: OperationRecord): void {
     this.#history.push(op);
-    if (this.#history.length > this.historyLimit) this.#history.shift();
+    if (this.#history.length > this.#historyLimit) this.#history.shift();
   }
 }
 

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { splitCommand } from "./argv.js";
 import { parseDuration } from "./duration.js";
 import { Secret } from "./secret.js";
+import { parseSize } from "./size.js";
 
 /** "30s", "5m", "1h30m", or a number of seconds; becomes milliseconds. */
 export const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
@@ -16,6 +17,19 @@ export const duration = z.union([z.string(), z.number()]).transform((value, ctx)
     return z.NEVER;
   }
   return ms;
+});
+
+/** "64MiB", "1GiB", "500MB", or a number of bytes. */
+export const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const bytes = parseSize(value);
+  if (bytes === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: `bad size ${JSON.stringify(value)} (use e.g. 64MiB, 1GiB, 500MB or a number of bytes)`,
+    });
+    return z.NEVER;
+  }
+  return bytes;
 });
 
 /**
@@ -69,6 +83,63 @@ const nodeId = z
 
 const absolutePath = z.string().regex(/^\//, "must be an absolute path");
 
+/**
+ * A directory the sidecar writes into and deletes from on a node: absolute, normalised (no "."
+ * or ".." parts, no doubled or trailing "/"), and never the root or a top-level system directory,
+ * which a typo (`data_dir: /`) would otherwise make the sidecar walk and prune.
+ */
+const TOP_LEVEL = new Set([
+  "/bin",
+  "/boot",
+  "/dev",
+  "/etc",
+  "/home",
+  "/lib",
+  "/lib64",
+  "/opt",
+  "/proc",
+  "/root",
+  "/run",
+  "/sbin",
+  "/srv",
+  "/sys",
+  "/tmp",
+  "/usr",
+  "/var",
+  "/mnt",
+  "/media",
+]);
+const nodeDir = absolutePath.superRefine((path, ctx) => {
+  if (path === "/" || TOP_LEVEL.has(path.replace(/\/+$/, ""))) {
+    ctx.addIssue({
+      code: "custom",
+      message: `${path} is a system directory, not a zigbee2mqtt data or staging dir`,
+    });
+    return;
+  }
+  if (path.length > 1 && path.endsWith("/")) ctx.addIssue({ code: "custom", message: "must not end with /" });
+  else if (
+    path
+      .split("/")
+      .slice(1)
+      .some((part) => part === "" || part === "." || part === "..")
+  )
+    ctx.addIssue({ code: "custom", message: "must be a normalised path (no //, . or .. parts)" });
+  else if (/[\0\n\r]/.test(path))
+    ctx.addIssue({ code: "custom", message: "must not contain control characters" });
+});
+
+/** Whether `inner` is `outer` or lies below it. */
+export function within(inner: string, outer: string): boolean {
+  return inner === outer || inner.startsWith(`${outer}/`);
+}
+
+/** The API token's minimum length: shorter is guessable, or a placeholder left in a config. */
+export const MIN_TOKEN_LENGTH = 16;
+
+/** Frame counters are 32 bits; an increment this large would eat a network's lifetime in one restore. */
+export const MAX_FRAME_COUNTER_INCREMENT = 1_000_000;
+
 const hostKey = z
   .string()
   .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected an OpenSSH fingerprint like "SHA256:…" (ssh-keygen -lf)');
@@ -86,33 +157,51 @@ const sshSchema = z.strictObject({
   keepalive_interval: duration.default(5_000),
 });
 
-const nodeSchema = z.strictObject({
-  id: nodeId,
-  ssh: sshSchema,
-  data_dir: absolutePath.default("/opt/zigbee2mqtt/data"),
-  staging_dir: absolutePath,
-  coordinator: z
-    .strictObject({
-      port: absolutePath.default("/dev/ttyUSB0"),
-      tools: command.default(["sudo", "python3", "-m", "zigpy_znp.tools"]),
-      tool_timeout: duration.default(180_000),
-    })
-    .prefault({}),
-  service: z
-    .strictObject({
-      start: command.default(["sudo", "rc-service", "zigbee2mqtt", "start"]),
-      stop: command.default(["sudo", "rc-service", "zigbee2mqtt", "stop"]),
-      status: command.default(["sudo", "rc-service", "zigbee2mqtt", "status"]),
-      timeout: duration.default(60_000),
-    })
-    .prefault({}),
-  /** Dotted paths in configuration.yaml that differ per node, e.g. frontend.host and serial.port. */
-  overrides: z
-    .record(z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "expected a dotted path"), overrideValue)
-    .default({}),
-  /** Lower is preferred when choosing a standby. */
-  priority: z.number().int().default(100),
-});
+const nodeSchema = z
+  .strictObject({
+    id: nodeId,
+    ssh: sshSchema,
+    data_dir: nodeDir.default("/opt/zigbee2mqtt/data"),
+    staging_dir: nodeDir,
+    coordinator: z
+      .strictObject({
+        port: absolutePath.default("/dev/ttyUSB0"),
+        tools: command.default(["sudo", "python3", "-m", "zigpy_znp.tools"]),
+        tool_timeout: duration.default(180_000),
+      })
+      .prefault({}),
+    service: z
+      .strictObject({
+        start: command.default(["sudo", "rc-service", "zigbee2mqtt", "start"]),
+        stop: command.default(["sudo", "rc-service", "zigbee2mqtt", "stop"]),
+        status: command.default(["sudo", "rc-service", "zigbee2mqtt", "status"]),
+        timeout: duration.default(60_000),
+      })
+      .prefault({}),
+    /** Dotted paths in configuration.yaml that differ per node, e.g. frontend.host and serial.port. */
+    overrides: z
+      .record(
+        z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "expected a dotted path"),
+        overrideValue,
+      )
+      .default({}),
+    /** Lower is preferred when choosing a standby. */
+    priority: z.number().int().default(100),
+  })
+  .superRefine((node, ctx) => {
+    if (within(node.staging_dir, node.data_dir))
+      ctx.addIssue({
+        code: "custom",
+        path: ["staging_dir"],
+        message: `must not be inside data_dir (${node.data_dir}): it would be copied and pruned with it`,
+      });
+    else if (within(node.data_dir, node.staging_dir))
+      ctx.addIssue({
+        code: "custom",
+        path: ["data_dir"],
+        message: `must not be inside staging_dir (${node.staging_dir})`,
+      });
+  });
 
 const snmpV3User = z.strictObject({
   name: z.string().min(1),
@@ -202,9 +291,38 @@ export const configSchema = z
       .strictObject({
         host: z.string().min(1).default("127.0.0.1"),
         port: z.number().int().min(0).max(65535).default(8485),
-        token: secret.optional(),
+        token: secret
+          .refine((t) => t.reveal().length >= MIN_TOKEN_LENGTH, {
+            message: `must be at least ${MIN_TOKEN_LENGTH} characters`,
+          })
+          .optional(),
         /** Where the generated token is kept; defaults to <state_dir>/token. */
         token_file: absolutePath.optional(),
+        /**
+         * HTTPS for the API: `self_signed` makes (once) a certificate kept in <state_dir>/tls,
+         * whose SHA-256 fingerprint the log and `z2m-ha info` show; or give cert and key files.
+         */
+        tls: z
+          .union([z.literal("self_signed"), z.strictObject({ cert: absolutePath, key: absolutePath })])
+          .optional(),
+        /** A request (headers and body) must arrive within this; slow clients are cut off. */
+        request_timeout: duration.default(10_000),
+        /** A connection with no traffic at all is closed after this (the event stream sends a heartbeat). */
+        idle_timeout: duration.default(60_000),
+        /** Open connections at most (event-stream clients included); more are refused. */
+        max_connections: z.number().int().min(4).max(10_000).default(64),
+        /** Event-stream clients at most. */
+        max_event_clients: z.number().int().min(1).max(1000).default(16),
+        /** mDNS announcement (_zigbee2mqtt-ha._tcp) so Home Assistant discovers the sidecar. */
+        zeroconf: z.boolean().default(true),
+      })
+      .prefault({}),
+    storage: z
+      .strictObject({
+        /** Below this much free space in state_dir no mutating operation starts. */
+        min_free: size.default(32 * 1024 * 1024),
+        /** The snapshots together may take this much; the oldest unpinned go first. */
+        snapshots_max_bytes: size.default(256 * 1024 * 1024),
       })
       .prefault({}),
     mqtt: z.strictObject({
@@ -236,7 +354,7 @@ export const configSchema = z
         max_per_hour: z.number().int().min(1).default(3),
         fence_command: command.nullable().default(null),
         /** Added to every frame counter when restoring from a backup, as zigbee2mqtt's own restore does. */
-        frame_counter_increment: z.number().int().min(0).default(2500),
+        frame_counter_increment: z.number().int().min(0).max(MAX_FRAME_COUNTER_INCREMENT).default(2500),
       })
       .prefault({}),
     monitor: z

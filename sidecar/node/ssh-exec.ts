@@ -12,6 +12,11 @@ export interface ExecOptions {
   maxOutputBytes?: number;
   /** Absolute directory to run the command in. */
   cwd?: string;
+  /**
+   * Ends the remote command when aborted, as a timeout does (TERM, then KILL), and rejects with
+   * the abort's reason once the channel is closed: an abandoned step leaves nothing running.
+   */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -41,6 +46,7 @@ export interface ChannelExecParams {
   termGraceMs: number;
   /** After KILL, how long to wait for the server to close the channel before giving up on it. */
   killGraceMs: number;
+  signal?: AbortSignal | undefined;
 }
 
 /** The client's socket was already gone: nothing was sent, so the caller may reconnect and retry. */
@@ -68,6 +74,10 @@ export class ChannelRefusedError extends Error {
 export function execOnChannel(client: Ssh2Client, params: ChannelExecParams): Promise<ExecResult> {
   const { where, program } = params;
   return new Promise<ExecResult>((resolve, reject) => {
+    if (params.signal?.aborted) {
+      reject(abortReason(params.signal));
+      return;
+    }
     const started = performance.now();
     const stdout = new TailBuffer(params.maxOutputBytes);
     const stderr = new TailBuffer(params.maxOutputBytes);
@@ -75,6 +85,7 @@ export function execOnChannel(client: Ssh2Client, params: ChannelExecParams): Pr
     let signal: string | null = null;
     let exited = false;
     let timedOut = false;
+    let aborted = false;
     let finished = false;
     const timers = new Set<NodeJS.Timeout>();
 
@@ -90,6 +101,7 @@ export function execOnChannel(client: Ssh2Client, params: ChannelExecParams): Pr
       finished = true;
       for (const timer of timers) clearTimeout(timer);
       client.removeListener("close", onConnectionLost);
+      params.signal?.removeEventListener("abort", onAbort);
     };
     const fail = (error: Error) => {
       if (finished) return;
@@ -98,6 +110,10 @@ export function execOnChannel(client: Ssh2Client, params: ChannelExecParams): Pr
     };
     const succeed = () => {
       if (finished) return;
+      if (aborted) {
+        fail(abortReason(params.signal));
+        return;
+      }
       settle();
       resolve({
         code,
@@ -115,6 +131,15 @@ export function execOnChannel(client: Ssh2Client, params: ChannelExecParams): Pr
     const onConnectionLost = () =>
       fail(new SshError("closed", where, `connection lost while running ${program}; its outcome is unknown`));
     client.once("close", onConnectionLost);
+    // Set once the channel is open: TERM, KILL and close, as on a timeout.
+    let stopRemote: (() => void) | undefined;
+    // Before the channel opens there is nothing to signal yet: the command is stopped as soon as
+    // it opens (or the open times out), never left running unseen.
+    const onAbort = () => {
+      aborted = true;
+      stopRemote?.();
+    };
+    params.signal?.addEventListener("abort", onAbort, { once: true });
 
     const openTimer = later(params.openTimeoutMs, () =>
       fail(
@@ -146,19 +171,26 @@ export function execOnChannel(client: Ssh2Client, params: ChannelExecParams): Pr
         signal = exitSignal ?? null;
       });
       channel.on("close", () => {
-        if (exited || timedOut) succeed();
+        if (exited || timedOut || aborted) succeed();
         else
           fail(new SshError("closed", where, `the session running ${program} ended without an exit status`));
       });
-      later(params.timeoutMs, () => {
-        timedOut = true;
+      let stopping = false;
+      stopRemote = () => {
+        if (stopping) return;
+        stopping = true;
         sendChannelSignal(channel, "TERM");
         later(params.termGraceMs, () => {
           sendChannelSignal(channel, "KILL");
           channel.close();
           later(params.killGraceMs, succeed);
         });
+      };
+      later(params.timeoutMs, () => {
+        timedOut = true;
+        stopRemote?.();
       });
+      if (aborted) stopRemote();
       if (params.input === undefined) channel.end();
       else channel.end(params.input);
     };
@@ -170,4 +202,9 @@ export function execOnChannel(client: Ssh2Client, params: ChannelExecParams): Pr
       reject(new StaleClientError((error as Error).message));
     }
   });
+}
+
+function abortReason(signal: AbortSignal | undefined): Error {
+  const reason = signal?.reason;
+  return reason instanceof Error ? reason : new Error("the command was cancelled");
 }

@@ -134,9 +134,11 @@ export class SshTransport {
     const program = argv[0] as string;
     const timeoutMs = positive("timeoutMs", options.timeoutMs ?? this.#execTimeoutMs);
     const maxOutputBytes = options.maxOutputBytes ?? this.#maxOutputBytes;
+    options.signal?.throwIfAborted();
     const release = await this.#slots.acquire();
     try {
       for (let attempt = 1; ; attempt++) {
+        options.signal?.throwIfAborted();
         const client = await this.#connection.client();
         try {
           const result = await execOnChannel(client, {
@@ -149,6 +151,7 @@ export class SshTransport {
             openTimeoutMs: this.#openTimeoutMs,
             termGraceMs: 2_000,
             killGraceMs: 5_000,
+            signal: options.signal,
           });
           const fields = {
             node: this.nodeId,

@@ -1,11 +1,14 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
+import { z } from "zod";
 import { assertSafeRelative } from "../z2m/manifest.js";
 import { hashRemote, listTree } from "./data-files.js";
 import { isNotFound, type SshTransport } from "./ssh.js";
 import { NodeCommandError } from "./zigbee-node.js";
 
 export const STAGED_MANIFEST = ".z2mha-manifest.json";
+/** In the live data dir: which files the last install wrote, the only ones a later install may delete. */
+export const INSTALLED_MANIFEST = ".z2mha-installed.json";
 
 export interface StagedFile {
   path: string;
@@ -30,22 +33,64 @@ export interface StageResult {
   unchanged: boolean;
 }
 
+const relativePath = z
+  .string()
+  .min(1)
+  .refine((p) => {
+    try {
+      assertSafeRelative(p);
+      return !p.includes("\n");
+    } catch {
+      return false;
+    }
+  }, "not a safe relative path");
+
+/** The manifest a staging dir holds, as read back from the node: validated, never trusted. */
+const stagedManifestSchema = z.object({
+  snapshot_id: z.string().min(1),
+  source_node: z.string().min(1),
+  target_node: z.string().min(1),
+  staged_at: z.string().min(1),
+  files: z.array(
+    z.object({
+      path: relativePath,
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      size: z.number().int().min(0),
+      mode: z.number().int().min(0),
+    }),
+  ),
+});
+
+const installedSchema = z.object({ snapshot_id: z.string(), files: z.array(relativePath) });
+
+/**
+ * The directory part of "$f" without running dirname: a name such as "--help" would be read as
+ * an option (BusyBox's dirname takes no "--"). Every path here is relative and safe (checked).
+ */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, not a template
+const DIR_OF = "case $f in */*) d=${f%/*} ;; *) d=. ;; esac";
+
 /** Links (or, across file systems, copies) files node-locally; a fixed script, paths as arguments. */
 const LINK_SCRIPT = `set -e
 src=$1; dst=$2; shift 2
 for f do
-  mkdir -p "$dst/$(dirname "$f")"
-  ln "$src/$f" "$dst/$f" 2>/dev/null || cp -p "$src/$f" "$dst/$f"
+  ${DIR_OF}
+  mkdir -p -- "$dst/$d"
+  ln -- "$src/$f" "$dst/$f" 2>/dev/null || cp -p -- "$src/$f" "$dst/$f"
 done`;
 
 /** Copies staged files into the live data dir, each through a temp name and a rename. */
 const INSTALL_SCRIPT = `set -e
 src=$1; dst=$2; shift 2
 for f do
-  mkdir -p "$dst/$(dirname "$f")"
-  cp -p "$src/$f" "$dst/$f.z2mha-tmp"
-  mv -f "$dst/$f.z2mha-tmp" "$dst/$f"
+  ${DIR_OF}
+  mkdir -p -- "$dst/$d"
+  cp -p -- "$src/$f" "$dst/$f.z2mha-tmp"
+  mv -f -- "$dst/$f.z2mha-tmp" "$dst/$f"
 done`;
+
+/** What marks a zigbee2mqtt install dir; never found in its data dir. */
+const INSTALL_DIR_MARKS = ["package.json", "index.js", "node_modules"];
 
 /**
  * A standby's staging dir: `current/` is a complete, verified copy of the active's data dir with
@@ -85,16 +130,27 @@ export class Staging {
     return undefined;
   }
 
+  /**
+   * The staged copy's manifest, or undefined when nothing is staged. A manifest that is not valid
+   * (edited by hand, torn by a full disk on the node) counts as nothing staged: the next sync
+   * stages a complete copy again, uploading every file.
+   */
   async read(): Promise<StagedManifest | undefined> {
     await this.recover();
+    let text: Buffer;
     try {
-      const text = await this.ssh.readFile(posix.join(this.current, STAGED_MANIFEST), {
+      text = await this.ssh.readFile(posix.join(this.current, STAGED_MANIFEST), {
         maxBytes: 4 * 1024 * 1024,
       });
-      return JSON.parse(text.toString("utf8")) as StagedManifest;
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
+    }
+    try {
+      const parsed = stagedManifestSchema.safeParse(JSON.parse(text.toString("utf8")));
+      return parsed.success ? parsed.data : undefined;
+    } catch {
+      return undefined;
     }
   }
 
@@ -119,12 +175,12 @@ export class Staging {
     try {
       await this.ssh.mkdirp(this.next, { mode: 0o700 });
       const toLink: StagedFile[] = [];
-      const linkFrom: string[] = [];
+      const linkFrom: [from: string, to: string][] = [];
       for (const file of target.files) {
         const source = have.get(file.sha256);
         if (source && source.mode === file.mode) {
           if (source.path === file.path) toLink.push(file);
-          else linkFrom.push(`${source.path}\n${file.path}`);
+          else linkFrom.push([source.path, file.path]);
           continue;
         }
         const data = content(file.sha256);
@@ -139,8 +195,7 @@ export class Staging {
           this.next,
           toLink.map((f) => f.path),
         );
-      for (const pair of linkFrom) {
-        const [from, to] = pair.split("\n") as [string, string];
+      for (const [from, to] of linkFrom) {
         await this.ssh.writeFileAtomic(
           posix.join(this.next, to),
           await this.ssh.readFile(posix.join(this.current, from)),
@@ -194,11 +249,19 @@ export class Staging {
   }
 
   /**
-   * Writes the live data dir from `current/` (switchover/failover only): every staged file is copied
-   * in through a temp name, files the active node did not have are removed (excluded paths such as
-   * log/ are left alone), and the result is verified by hash.
+   * Writes the live data dir from `current/` (switchover/failover only). The directory must be a
+   * zigbee2mqtt data dir first: missing or empty, or holding configuration.yaml and none of an
+   * install dir's files (a data_dir pointed at the install dir once cost a standby its index.js,
+   * package.json and node_modules). Every staged file is copied in through a temp name, then
+   * files no longer wanted are removed, but only those this product put there (listed by the last
+   * install) or that the controller saw in this node's own data dir while it was active (`known`);
+   * anything else is left alone. The result is verified by hash.
    */
-  async installInto(dataDir: string, exclude: (relativePath: string) => boolean): Promise<StagedManifest> {
+  async installInto(
+    dataDir: string,
+    exclude: (relativePath: string) => boolean,
+    known: Iterable<string> = [],
+  ): Promise<StagedManifest> {
     const manifest = await this.read();
     if (!manifest) throw new Error(`${this.nodeId} has no staged copy in ${this.current}`);
     const badStaged = await this.verify(this.current, manifest);
@@ -207,7 +270,7 @@ export class Staging {
         `the staged copy on ${this.nodeId} was changed after staging: ${badStaged.slice(0, 5).join(", ")}`,
       );
     }
-    await this.ssh.mkdirp(dataDir);
+    const previous = await this.#checkDataDir(dataDir);
     const paths = manifest.files.map((f) => f.path);
     for (let i = 0; i < paths.length; i += 200) {
       const result = await this.ssh.exec(
@@ -218,9 +281,10 @@ export class Staging {
         throw new NodeCommandError(this.nodeId, "write the data dir from the staged copy", result);
     }
     const keep = new Set(paths);
+    const ours = new Set([...previous, ...known]);
     const extras = (await listTree(this.ssh, dataDir, exclude))
       .map((f) => f.path)
-      .filter((p) => !keep.has(p));
+      .filter((p) => !keep.has(p) && ours.has(p));
     if (extras.length > 0) {
       const result = await this.ssh.exec(["rm", "-f", "--", ...extras.map((p) => posix.join(dataDir, p))]);
       if (result.code !== 0)
@@ -229,7 +293,47 @@ export class Staging {
     const bad = await this.verify(dataDir, manifest);
     if (bad.length > 0)
       throw new Error(`data dir on ${this.nodeId} does not match the staged copy: ${bad.join(", ")}`);
+    await this.ssh.writeFileAtomic(
+      posix.join(dataDir, INSTALLED_MANIFEST),
+      `${JSON.stringify({ snapshot_id: manifest.snapshot_id, files: paths })}\n`,
+      { mode: 0o600 },
+    );
     return manifest;
+  }
+
+  /**
+   * Refuses a data dir that is not one (see installInto) and returns the files the last install
+   * wrote there. A missing directory is created.
+   */
+  async #checkDataDir(dataDir: string): Promise<string[]> {
+    let names: string[];
+    try {
+      names = (await this.ssh.readdir(dataDir)).map((e) => e.name);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      await this.ssh.mkdirp(dataDir);
+      return [];
+    }
+    const marks = names.filter((n) => INSTALL_DIR_MARKS.includes(n));
+    if (marks.length > 0)
+      throw new Error(
+        `${dataDir} on ${this.nodeId} holds ${marks.join(", ")}: it looks like the zigbee2mqtt install dir, not its data dir; refusing to install into it (check data_dir)`,
+      );
+    const content = names.filter((n) => !n.startsWith(".z2mha-"));
+    if (content.length > 0 && !content.includes("configuration.yaml"))
+      throw new Error(
+        `${dataDir} on ${this.nodeId} is not empty and has no configuration.yaml: it does not look like a zigbee2mqtt data dir; refusing to install into it (check data_dir)`,
+      );
+    if (!names.includes(INSTALLED_MANIFEST)) return [];
+    try {
+      const text = await this.ssh.readFile(posix.join(dataDir, INSTALLED_MANIFEST), {
+        maxBytes: 4 * 1024 * 1024,
+      });
+      const parsed = installedSchema.safeParse(JSON.parse(text.toString("utf8")));
+      return parsed.success ? parsed.data.files : [];
+    } catch {
+      return [];
+    }
   }
 }
 

@@ -73,8 +73,11 @@ export class ZigbeeNode {
    * and LSB "stopped", systemd "inactive") and 32 (OpenRC "crashed") mean not running. Anything
    * else (sudo refusing, command missing) is an error: we do not know.
    */
-  async serviceState(): Promise<ServiceState> {
-    const result = await this.run(this.config.service.status, { timeoutMs: this.config.service.timeout });
+  async serviceState(signal?: AbortSignal): Promise<ServiceState> {
+    const result = await this.run(this.config.service.status, {
+      timeoutMs: this.config.service.timeout,
+      ...(signal ? { signal } : {}),
+    });
     if (result.code === 0) return "running";
     if (result.code === 3) return "stopped";
     if (result.code === 32) return "crashed";
@@ -85,15 +88,19 @@ export class ZigbeeNode {
    * Starts zigbee2mqtt. A crashed service is stopped first: OpenRC answers "already started" to a
    * start while it still remembers the crashed daemon, and would start nothing.
    */
-  async startService(): Promise<void> {
-    if ((await this.serviceState()) === "crashed") await this.stopService();
+  async startService(signal?: AbortSignal): Promise<void> {
+    if ((await this.serviceState(signal)) === "crashed") await this.stopService(signal);
     await this.must("start zigbee2mqtt", this.config.service.start, {
       timeoutMs: this.config.service.timeout,
+      ...(signal ? { signal } : {}),
     });
   }
 
-  async stopService(): Promise<void> {
-    await this.must("stop zigbee2mqtt", this.config.service.stop, { timeoutMs: this.config.service.timeout });
+  async stopService(signal?: AbortSignal): Promise<void> {
+    await this.must("stop zigbee2mqtt", this.config.service.stop, {
+      timeoutMs: this.config.service.timeout,
+      ...(signal ? { signal } : {}),
+    });
   }
 
   // ---- the coordinator ---------------------------------------------------------------------
@@ -104,9 +111,10 @@ export class ZigbeeNode {
     return [...prefix, `${module}.${tool}`, ...args];
   }
 
-  async runTool(tool: CoordinatorTool, args: string[], timeoutMs?: number): Promise<ExecResult> {
+  async runTool(tool: CoordinatorTool, args: string[], signal?: AbortSignal): Promise<ExecResult> {
     return this.run(this.toolArgv(tool, args), {
-      timeoutMs: timeoutMs ?? this.config.coordinator.tool_timeout,
+      timeoutMs: this.config.coordinator.tool_timeout,
+      ...(signal ? { signal } : {}),
     });
   }
 
@@ -138,23 +146,23 @@ export class ZigbeeNode {
    * dir and returns its text. The tool creates its output before connecting, so only a zero exit
    * counts; the content is validated by the caller.
    */
-  async nvramRead(): Promise<string> {
+  async nvramRead(signal?: AbortSignal): Promise<string> {
     const file = this.#scratch("nvram-read.json");
     await this.ssh.mkdirp(this.config.staging_dir);
     await this.#removeQuietly(file);
-    const result = await this.runTool("nvram_read", [this.config.coordinator.port, "-o", file]);
+    const result = await this.runTool("nvram_read", [this.config.coordinator.port, "-o", file], signal);
     if (result.code !== 0) throw new NodeCommandError(this.id, "nvram_read", result);
     const text = (await this.ssh.readFile(file, { maxBytes: 8 * 1024 * 1024 })).toString("utf8");
     await this.#removeQuietly(file);
     return text;
   }
 
-  async nvramWrite(text: string): Promise<void> {
+  async nvramWrite(text: string, signal?: AbortSignal): Promise<void> {
     const file = this.#scratch("nvram-write.json");
     await this.ssh.mkdirp(this.config.staging_dir);
     await this.ssh.writeFileAtomic(file, text, { mode: 0o600 });
     try {
-      const result = await this.runTool("nvram_write", [this.config.coordinator.port, "-i", file]);
+      const result = await this.runTool("nvram_write", [this.config.coordinator.port, "-i", file], signal);
       if (result.code !== 0) throw new NodeCommandError(this.id, "nvram_write", result);
     } finally {
       await this.#removeQuietly(file);
@@ -167,31 +175,29 @@ export class ZigbeeNode {
    * a reset it holds until a host starts it. zigpy-znp has no reset tool, but nvram_write ends with
    * a soft reset: writing back one inert item with the value just read is that reset.
    */
-  async parkCoordinator(legacyItems: Record<string, string>): Promise<string> {
+  async parkCoordinator(legacyItems: Record<string, string>, signal?: AbortSignal): Promise<string> {
     const name = PARK_ITEMS.find((item) => legacyItems[item] !== undefined);
     if (!name) throw new Error("no inert NVRAM item to write back: cannot park the coordinator");
-    await this.nvramWrite(JSON.stringify({ LEGACY: { [name]: legacyItems[name] } }));
+    await this.nvramWrite(JSON.stringify({ LEGACY: { [name]: legacyItems[name] } }), signal);
     return name;
   }
 
-  async nvramReset(): Promise<void> {
-    const result = await this.runTool("nvram_reset", [this.config.coordinator.port]);
+  async nvramReset(signal?: AbortSignal): Promise<void> {
+    const result = await this.runTool("nvram_reset", [this.config.coordinator.port], signal);
     if (result.code !== 0) throw new NodeCommandError(this.id, "nvram_reset", result);
   }
 
   /** zigpy-znp's network_restore from an Open Coordinator Backup, frame counters + `increment`. */
-  async networkRestore(backupText: string, increment: number): Promise<void> {
+  async networkRestore(backupText: string, increment: number, signal?: AbortSignal): Promise<void> {
     const file = this.#scratch("network-restore.json");
     await this.ssh.mkdirp(this.config.staging_dir);
     await this.ssh.writeFileAtomic(file, backupText, { mode: 0o600 });
     try {
-      const result = await this.runTool("network_restore", [
-        this.config.coordinator.port,
-        "-i",
-        file,
-        "-c",
-        String(increment),
-      ]);
+      const result = await this.runTool(
+        "network_restore",
+        [this.config.coordinator.port, "-i", file, "-c", String(increment)],
+        signal,
+      );
       if (result.code !== 0) throw new NodeCommandError(this.id, "network_restore", result);
     } finally {
       await this.#removeQuietly(file);

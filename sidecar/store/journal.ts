@@ -9,18 +9,29 @@ import {
   writeFileSync,
   writeSync,
 } from "node:fs";
+import { z } from "zod";
 import type { OperationRecord, OperationStatus, StepRecord } from "../types.js";
 import { fsyncDir, writeFileAtomic } from "./atomic.js";
+import { legacyStepKey } from "./journal-migrations.js";
+import { type PendingWrites, type StorageHealth, storageProblemOf } from "./storage.js";
+
+/**
+ * The journal's format. 1: no header line, steps without keys (before 0.2). 2: a header line
+ * `{"t":"journal","version":2}` opens the file, every step carries its stable key.
+ */
+export const JOURNAL_VERSION = 2;
 
 /** One line of the operations journal. */
 export type JournalEntry =
+  | { t: "journal"; version: number }
   | { t: "op-start"; ts: string; op: Omit<OperationRecord, "steps" | "status"> }
-  | { t: "step-start"; ts: string; op_id: string; step: string; rollback?: boolean }
+  | { t: "step-start"; ts: string; op_id: string; step: string; key: string; rollback?: boolean }
   | {
       t: "step-end";
       ts: string;
       op_id: string;
       step: string;
+      key: string;
       status: StepRecord["status"];
       duration_ms: number;
       detail?: string;
@@ -36,10 +47,83 @@ export type JournalEntry =
       error?: OperationRecord["error"];
     };
 
+const operationKind = z.enum([
+  "switchover",
+  "failover",
+  "sync",
+  "check",
+  "restart",
+  "recovery",
+  "restore-snapshot",
+  "decision",
+  "fence",
+]);
+const stepStatus = z.enum(["running", "succeeded", "failed", "skipped", "interrupted"]);
+const operationError = z.object({
+  step: z.string().optional(),
+  message: z.string(),
+  output: z.string().optional(),
+});
+
+/**
+ * What a journal line must look like to be replayed. A line that parses as JSON but not as an
+ * entry (`null`, `{"t":"op-start"}`, a field of the wrong type) is a corrupt line like any other:
+ * skipped and reported, never a TypeError at start-up. `key` is optional here because version 1
+ * journals have none; the migration fills it in.
+ */
+const entrySchema = z.discriminatedUnion("t", [
+  z.object({ t: z.literal("journal"), version: z.number().int().min(1) }),
+  z.object({
+    t: z.literal("op-start"),
+    ts: z.string(),
+    op: z.object({
+      id: z.string().min(1),
+      kind: operationKind,
+      mutating: z.boolean(),
+      started_at: z.string(),
+      trigger: z.string(),
+      params: z.record(z.string(), z.unknown()),
+      reason: z.string().optional(),
+    }),
+  }),
+  z.object({
+    t: z.literal("step-start"),
+    ts: z.string(),
+    op_id: z.string(),
+    step: z.string(),
+    key: z.string().min(1).optional(),
+    rollback: z.boolean().optional(),
+  }),
+  z.object({
+    t: z.literal("step-end"),
+    ts: z.string(),
+    op_id: z.string(),
+    step: z.string(),
+    key: z.string().min(1).optional(),
+    status: stepStatus,
+    duration_ms: z.number(),
+    detail: z.string().optional(),
+    error: z.string().optional(),
+    rollback: z.boolean().optional(),
+  }),
+  z.object({
+    t: z.literal("op-end"),
+    ts: z.string(),
+    op_id: z.string(),
+    status: z.enum(["succeeded", "failed", "rolled_back", "interrupted"]),
+    result: z.record(z.string(), z.unknown()).optional(),
+    error: operationError.optional(),
+  }),
+]);
+
+type ParsedEntry = z.infer<typeof entrySchema>;
+
 export interface JournalProblem {
   line: number;
-  kind: "truncated-tail" | "corrupt-line";
+  kind: "truncated-tail" | "corrupt-line" | "newer-version";
   bytes: number;
+  /** What was wrong with the line (for a corrupt one) or where the torn tail went. */
+  detail?: string;
 }
 
 export interface ReplayResult {
@@ -47,56 +131,124 @@ export interface ReplayResult {
   problems: JournalProblem[];
 }
 
+/** Lines held in memory while the disk refuses them; beyond this the oldest are dropped. */
+const MAX_BACKLOG = 20_000;
+
+export interface JournalOptions {
+  /** Told when a write fails and when held-back lines are written after all. */
+  storage?: StorageHealth;
+}
+
 /**
  * Append-only, fsync'ed record of every operation and step. Written before and after each step so
  * that a sidecar killed at any instant knows on restart what was running and how far it got.
  * Power loss can leave a torn last line: it is cut off (kept aside in `<file>.torn`) and reported.
+ * A write the disk refuses (full, read-only) never throws: the line is kept in memory, in order,
+ * and written as soon as the disk takes it again (see StorageHealth).
  */
-export class Journal {
+export class Journal implements PendingWrites {
+  readonly name = "operations journal";
   #fd: number;
+  /** Bytes of the file known to be whole lines on disk. */
+  #size: number;
+  readonly #backlog: string[] = [];
+  #dropped = 0;
   readonly problems: JournalProblem[];
 
   private constructor(
     readonly path: string,
     fd: number,
     problems: JournalProblem[],
+    private readonly storage: StorageHealth | undefined,
   ) {
     this.#fd = fd;
+    this.#size = fstatSync(fd).size;
     this.problems = problems;
   }
 
-  static open(path: string): Journal {
+  static open(path: string, options: JournalOptions = {}): Journal {
     const problems = repairTail(path);
     const created = !existsSync(path);
     const fd = openSync(path, "a", 0o600);
     if (created) fsyncDir(dirOf(path));
-    return new Journal(path, fd, problems);
+    const journal = new Journal(path, fd, problems, options.storage);
+    if (journal.#size === 0) journal.append({ t: "journal", version: JOURNAL_VERSION });
+    return journal;
   }
 
-  append(entry: JournalEntry): void {
-    const line = Buffer.from(`${JSON.stringify(entry)}\n`);
-    let offset = 0;
-    while (offset < line.length) offset += writeSync(this.#fd, line, offset, line.length - offset);
-    fsyncSync(this.#fd);
+  /** Appends one entry; false when it is held in memory because the disk refused it. */
+  append(entry: JournalEntry): boolean {
+    const line = `${JSON.stringify(entry)}\n`;
+    if (this.#backlog.length === 0 && this.#write(line)) return true;
+    this.#hold(line);
+    return false;
+  }
+
+  /** Writes held-back lines; true when nothing is held back any more. */
+  flush(): boolean {
+    if (this.#backlog.length === 0) return true;
+    if (!this.#write(this.#backlog.join(""))) return false;
+    this.#backlog.length = 0;
+    return true;
+  }
+
+  /** Entries not on disk yet, and how many were dropped because too many were held. */
+  get held(): { lines: number; dropped: number } {
+    return { lines: this.#backlog.length, dropped: this.#dropped };
+  }
+
+  #write(text: string): boolean {
+    const data = Buffer.from(text);
+    try {
+      let offset = 0;
+      while (offset < data.length) offset += writeSync(this.#fd, data, offset, data.length - offset);
+      fsyncSync(this.#fd);
+      this.#size += data.length;
+      return true;
+    } catch (error) {
+      // A write cut short leaves part of a line: take it back so the file ends on a whole line.
+      try {
+        ftruncateSync(this.#fd, this.#size);
+      } catch {
+        // ftruncate needs no space; if even it fails, the next start's tail repair cuts the rest.
+      }
+      this.storage?.failed(
+        storageProblemOf(error) ?? "io_error",
+        `${this.#backlog.length + 1} journal entries held in memory (${(error as Error).message})`,
+        this,
+      );
+      return false;
+    }
+  }
+
+  #hold(line: string): void {
+    this.#backlog.push(line);
+    if (this.#backlog.length > MAX_BACKLOG) {
+      this.#backlog.shift();
+      this.#dropped++;
+    }
   }
 
   close(): void {
+    this.flush();
     if (this.#fd >= 0) {
       closeSync(this.#fd);
       this.#fd = -1;
     }
   }
 
-  /** Rebuilds operation records from the file; the journal stays the source of truth. */
+  /** Rebuilds operation records from the file (and what is held back); the journal stays the source of truth. */
   replay(): ReplayResult {
-    return replayText(readFileSync(this.path, "utf8"), this.problems);
+    return replayText(readFileSync(this.path, "utf8") + this.#backlog.join(""), this.problems);
   }
 
   /**
    * Rewrites the journal keeping only the entries of the last `keep` operations (plus any
-   * still unfinished), atomically, so the file does not grow without bound.
+   * still unfinished), atomically, so the file does not grow without bound. Skipped (false) while
+   * lines are held back or when the disk refuses the new file: the old one stays as it was.
    */
-  compact(keep: number): void {
+  compact(keep: number): boolean {
+    if (!this.flush()) return false;
     const text = readFileSync(this.path, "utf8");
     const { operations } = replayText(text, []);
     const keepIds = new Set(
@@ -105,22 +257,43 @@ export class Journal {
         .map((o) => o.id)
         .concat(operations.filter((o) => o.status === "running").map((o) => o.id)),
     );
-    const kept = text.split("\n").filter((line) => {
-      if (line.trim() === "") return false;
-      try {
-        const entry = JSON.parse(line) as JournalEntry;
-        return keepIds.has(entry.t === "op-start" ? entry.op.id : entry.op_id);
-      } catch {
-        return false;
+    let legacy = true;
+    const kept: string[] = [JSON.stringify({ t: "journal", version: JOURNAL_VERSION })];
+    const byId = new Map(operations.map((o) => [o.id, o]));
+    for (const line of text.split("\n")) {
+      const entry = parseLine(line);
+      if (!entry) continue;
+      if (entry.t === "journal") {
+        legacy = entry.version < 2;
+        continue;
       }
-    });
-    this.close();
-    writeFileAtomic(this.path, kept.length ? `${kept.join("\n")}\n` : "", 0o600);
+      const id = entry.t === "op-start" ? entry.op.id : entry.op_id;
+      if (!keepIds.has(id)) continue;
+      // The new file says version 2, so version-1 steps get their keys written in now.
+      if (legacy && (entry.t === "step-start" || entry.t === "step-end") && entry.key === undefined) {
+        const op = byId.get(id);
+        kept.push(
+          JSON.stringify({ ...entry, key: op ? legacyStepKey(entry.step, op, entry.rollback) : "step" }),
+        );
+      } else kept.push(line);
+    }
+    try {
+      writeFileAtomic(this.path, `${kept.join("\n")}\n`, 0o600);
+    } catch (error) {
+      this.storage?.failed(
+        storageProblemOf(error) ?? "io_error",
+        `journal compaction: ${(error as Error).message}`,
+      );
+      return false;
+    }
+    closeSync(this.#fd);
     this.#fd = openSync(this.path, "a", 0o600);
+    this.#size = fstatSync(this.#fd).size;
+    return true;
   }
 
   size(): number {
-    return fstatSync(this.#fd).size;
+    return this.#size;
   }
 }
 
@@ -129,7 +302,11 @@ function dirOf(path: string): string {
   return i <= 0 ? "/" : path.slice(0, i);
 }
 
-/** Cuts a torn last line off the journal so later appends start on a clean line. */
+/**
+ * Cuts a torn last line off the journal so later appends start on a clean line. The torn bytes
+ * are kept in `<file>.torn` when the disk takes them; cutting needs no space, so a full disk
+ * cannot stop the sidecar from starting (the bytes are then only reported).
+ */
 function repairTail(path: string): JournalProblem[] {
   if (!existsSync(path)) return [];
   const data = readFileSync(path);
@@ -138,7 +315,12 @@ function repairTail(path: string): JournalProblem[] {
   const keep = lastNewline + 1;
   const torn = data.subarray(keep);
   const lineNumber = data.subarray(0, keep).toString("utf8").split("\n").length;
-  writeFileSync(`${path}.torn`, torn, { mode: 0o600 });
+  let detail = `kept in ${path}.torn`;
+  try {
+    writeFileSync(`${path}.torn`, torn, { mode: 0o600 });
+  } catch (error) {
+    detail = `not kept (${(error as Error).message}); it began ${JSON.stringify(torn.subarray(0, 120).toString("utf8"))}`;
+  }
   const fd = openSync(path, "r+");
   try {
     ftruncateSync(fd, keep);
@@ -146,28 +328,66 @@ function repairTail(path: string): JournalProblem[] {
   } finally {
     closeSync(fd);
   }
-  return [{ line: lineNumber, kind: "truncated-tail", bytes: torn.length }];
+  return [{ line: lineNumber, kind: "truncated-tail", bytes: torn.length, detail }];
+}
+
+function parseLine(line: string): ParsedEntry | undefined {
+  if (line.trim() === "") return undefined;
+  try {
+    const result = entrySchema.safeParse(JSON.parse(line));
+    return result.success ? result.data : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function replayText(text: string, problems: JournalProblem[]): ReplayResult {
   const found = [...problems];
   const byId = new Map<string, OperationRecord>();
-  const lines = text.split("\n");
-  lines.forEach((line, index) => {
+  // A file without a header line was written by version 1.
+  let version = 1;
+  text.split("\n").forEach((line, index) => {
     if (line.trim() === "") return;
-    let entry: JournalEntry;
+    let json: unknown;
     try {
-      entry = JSON.parse(line) as JournalEntry;
+      json = JSON.parse(line);
     } catch {
-      found.push({ line: index + 1, kind: "corrupt-line", bytes: line.length });
+      found.push({ line: index + 1, kind: "corrupt-line", bytes: line.length, detail: "not JSON" });
       return;
     }
-    apply(byId, entry);
+    const parsed = entrySchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      found.push({
+        line: index + 1,
+        kind: "corrupt-line",
+        bytes: line.length,
+        detail: `not a journal entry (${issue ? `${issue.path.join(".") || "entry"}: ${issue.message}` : "invalid"})`,
+      });
+      return;
+    }
+    const entry = parsed.data;
+    if (entry.t === "journal") {
+      version = entry.version;
+      if (version > JOURNAL_VERSION)
+        found.push({
+          line: index + 1,
+          kind: "newer-version",
+          bytes: line.length,
+          detail: `written by a newer sidecar (format ${version}, this one reads up to ${JOURNAL_VERSION})`,
+        });
+      return;
+    }
+    apply(byId, entry, version);
   });
   return { operations: [...byId.values()], problems: found };
 }
 
-function apply(ops: Map<string, OperationRecord>, entry: JournalEntry): void {
+function apply(
+  ops: Map<string, OperationRecord>,
+  entry: Exclude<ParsedEntry, { t: "journal" }>,
+  version: number,
+) {
   if (entry.t === "op-start") {
     ops.set(entry.op.id, { ...entry.op, status: "running", steps: [] });
     return;
@@ -177,6 +397,7 @@ function apply(ops: Map<string, OperationRecord>, entry: JournalEntry): void {
   switch (entry.t) {
     case "step-start":
       op.steps.push({
+        key: entry.key ?? (version < 2 ? legacyStepKey(entry.step, op, entry.rollback) : "step"),
         name: entry.step,
         status: "running",
         started_at: entry.ts,
@@ -184,7 +405,9 @@ function apply(ops: Map<string, OperationRecord>, entry: JournalEntry): void {
       });
       break;
     case "step-end": {
-      const step = [...op.steps].reverse().find((s) => s.name === entry.step && s.status === "running");
+      const step = [...op.steps]
+        .reverse()
+        .find((s) => (entry.key ? s.key === entry.key : s.name === entry.step) && s.status === "running");
       if (!step) break;
       step.status = entry.status;
       step.finished_at = entry.ts;

@@ -6,6 +6,7 @@ import {
   NodeUnreachableError,
   NotFoundError,
   PreconditionError,
+  StorageUnavailableError,
 } from "../../cluster/errors.js";
 
 export class HttpError extends Error {
@@ -24,15 +25,49 @@ function statusOf(error: DomainError): number {
   if (error instanceof NotFoundError) return 404;
   if (error instanceof NodeUnreachableError) return 503;
   if (error instanceof PreconditionError) return 422;
+  // 507 Insufficient Storage: the server cannot store what the operation needs (RFC 4918).
+  if (error instanceof StorageUnavailableError) return 507;
   if (error.code === "not_implemented") return 501;
   return 500;
 }
 
+/** `/api/v1/nodes/:id` → a regex matching the paths it serves. */
+function routePattern(url: string): RegExp {
+  const parts = url.split("/").map((part) => {
+    if (part.startsWith(":")) return "[^/]+";
+    if (part === "*") return ".*";
+    return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  });
+  return new RegExp(`^${parts.join("/")}$`);
+}
+
 /** The one place errors become HTTP responses: `{error: {code, message, details?}}`. */
 export function registerErrorHandling(app: FastifyInstance): void {
+  // Known paths with their methods, so that a known path asked with another method is a 405.
+  const routes: { methods: string[]; pattern: RegExp }[] = [];
+  app.addHook("onRoute", (route) => {
+    routes.push({
+      methods: (Array.isArray(route.method) ? route.method : [route.method]).map(String),
+      pattern: routePattern(route.url),
+    });
+  });
   app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?")[0] ?? "";
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => r.methods))];
+    if (allowed.length > 0) {
+      reply
+        .code(405)
+        .header("allow", allowed.join(", "))
+        .send({
+          error: {
+            code: "method_not_allowed",
+            message: `${request.method} is not allowed on ${path} (allowed: ${allowed.join(", ")})`,
+          },
+        });
+      return;
+    }
     reply.code(404).send({
-      error: { code: "not_found", message: `no route ${request.method} ${request.url.split("?")[0]}` },
+      error: { code: "not_found", message: `no route ${request.method} ${path}` },
     });
   });
 

@@ -1,8 +1,22 @@
 import type { ServerResponse } from "node:http";
 import type { FastifyPluginAsync } from "fastify";
 import type { EventBus, Stamped } from "../../notify/bus.js";
+import { HttpError } from "../plugins/errors.js";
+import { errorBody } from "../schemas.js";
 
 const HEARTBEAT_MS = 15_000;
+
+export interface EventStreamOptions {
+  bus: EventBus;
+  /** Clients at once; one more gets 503. */
+  maxClients: number;
+  /**
+   * Bytes a client may leave unread in its send buffer. A client that falls further behind is
+   * dropped (it reconnects with Last-Event-ID and catches up or resyncs), so a client that never
+   * reads costs at most this much memory.
+   */
+  maxBufferBytes?: number;
+}
 
 function frame(event: Stamped): string {
   return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
@@ -13,7 +27,9 @@ function frame(event: Stamped): string {
  * reconnecting with Last-Event-ID gets what it missed, or a `resync` event telling it to fetch
  * /api/v1/status again when the gap is too old.
  */
-export const eventRoutes: FastifyPluginAsync<{ bus: EventBus }> = async (app, { bus }) => {
+export const eventRoutes: FastifyPluginAsync<EventStreamOptions> = async (app, options) => {
+  const { bus, maxClients } = options;
+  const maxBuffer = options.maxBufferBytes ?? 256 * 1024;
   const open = new Set<ServerResponse>();
 
   app.addHook("preClose", async () => {
@@ -29,11 +45,19 @@ export const eventRoutes: FastifyPluginAsync<{ bus: EventBus }> = async (app, { 
         summary: "Server-Sent Events: state changes and operation progress",
         description:
           "Event types: operation.started, operation.step, operation.finished, state.changed, node.changed, " +
-          "bridge.changed, alert.raised, alert.cleared; `resync` when missed events are no longer available.",
+          "bridge.changed, alert.raised, alert.cleared; `resync` when missed events are no longer available. " +
+          `At most ${maxClients} clients at once (503 beyond); a client that leaves more than ${maxBuffer} bytes unread is disconnected.`,
         produces: ["text/event-stream"],
+        response: { 401: errorBody, 503: errorBody },
       },
     },
     (request, reply) => {
+      if (open.size >= maxClients)
+        throw new HttpError(
+          503,
+          "too_many_clients",
+          `the event stream already has ${open.size} clients (server.max_event_clients)`,
+        );
       const res = reply.raw;
       reply.hijack();
       res.writeHead(200, {
@@ -42,21 +66,37 @@ export const eventRoutes: FastifyPluginAsync<{ bus: EventBus }> = async (app, { 
         connection: "keep-alive",
         "x-accel-buffering": "no",
       });
-      res.write(`retry: 3000\n: connected, last event ${bus.lastSeq}\n\n`);
-      const lastId = Number(request.headers["last-event-id"]);
-      if (Number.isInteger(lastId) && lastId >= 0) {
-        const missed = bus.since(lastId);
-        if (missed) for (const event of missed) res.write(frame(event));
-        else res.write(`event: resync\ndata: {"seq":${bus.lastSeq}}\n\n`);
-      }
-      const unsubscribe = bus.subscribe((event) => res.write(frame(event)));
-      const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), HEARTBEAT_MS);
-      open.add(res);
+      let unsubscribe = () => {};
+      let heartbeat: NodeJS.Timeout | undefined;
       const cleanup = () => {
         clearInterval(heartbeat);
         unsubscribe();
         open.delete(res);
       };
+      // Writes never wait for a slow reader: what it has not read stays in its buffer, up to the cap.
+      const send = (text: string) => {
+        if (res.destroyed || res.writableEnded) return;
+        if (res.writableLength > maxBuffer) {
+          request.log.warn(
+            { unread: res.writableLength },
+            "event-stream client too far behind: disconnected (it can reconnect with Last-Event-ID)",
+          );
+          cleanup();
+          res.destroy();
+          return;
+        }
+        res.write(text);
+      };
+      send(`retry: 3000\n: connected, last event ${bus.lastSeq}\n\n`);
+      const lastId = Number(request.headers["last-event-id"]);
+      if (Number.isInteger(lastId) && lastId >= 0) {
+        const missed = bus.since(lastId);
+        if (missed) for (const event of missed) send(frame(event));
+        else send(`event: resync\ndata: {"seq":${bus.lastSeq}}\n\n`);
+      }
+      unsubscribe = bus.subscribe((event) => send(frame(event)));
+      heartbeat = setInterval(() => send(": keep-alive\n\n"), HEARTBEAT_MS);
+      open.add(res);
       res.on("close", cleanup);
       res.on("error", cleanup);
     },

@@ -21,6 +21,7 @@ export function checkPlan(
     params: { nodes: [...cx.nodes.keys()] },
     ctx,
     steps: [...cx.nodes.keys()].map((id) => ({
+      key: `check:${id}`,
       name: `check ${id}`,
       timeoutMs: 120_000,
       continueOnFailure: true,

@@ -37,17 +37,28 @@ export function recordStaged(
   snapshotId: string,
   operationId: string,
 ): void {
-  const state = cx.state.update((s) => {
+  cx.state.update((s) => {
     s.staging = {
       ...(s.staging ?? {}),
       [node]: { snapshot_id: snapshotId, at: new Date().toISOString(), operation_id: operationId },
     };
   });
-  cx.bus.publish({ type: "state.changed", state });
 }
 
 /** Attempts at each coordinator tool run (see withRetries). */
 const TOOL_ATTEMPTS = 3;
+/** Besides the tool itself: SFTP of its input or output, and the pauses between attempts. */
+const TOOL_OVERHEAD_MS = 30_000;
+
+/**
+ * The timeout of a step that runs `calls` coordinator tools on `node`, one after another, each
+ * with its retries: the step must outlast the tools' own timeouts (coordinator.tool_timeout, which
+ * a user may raise), or it would give up on a tool the node still runs.
+ */
+export function toolStepTimeout(cx: ClusterContext, node: string, calls = 1): number {
+  const toolTimeout = nodeOf(cx, node).config.coordinator.tool_timeout;
+  return calls * TOOL_ATTEMPTS * (toolTimeout + TOOL_OVERHEAD_MS);
+}
 
 /**
  * A coordinator tool (zigpy-znp through the node, or parking) run on node `id` with the tools'
@@ -58,10 +69,10 @@ export function withTool<T>(
   id: string,
   what: string,
   signal: AbortSignal,
-  run: (node: ZigbeeNode) => Promise<T>,
+  run: (node: ZigbeeNode, signal: AbortSignal) => Promise<T>,
   notes?: string[],
 ): Promise<T> {
-  return withRetries(cx, `${what} on ${id}`, TOOL_ATTEMPTS, signal, () => run(nodeOf(cx, id)), notes);
+  return withRetries(cx, `${what} on ${id}`, TOOL_ATTEMPTS, signal, () => run(nodeOf(cx, id), signal), notes);
 }
 
 /** nvram_read on a node, retried as every coordinator tool is. */
@@ -71,7 +82,7 @@ export function readNvram(
   signal: AbortSignal,
   notes?: string[],
 ): Promise<string> {
-  return withTool(cx, id, "nvram_read", signal, (node) => node.nvramRead(), notes);
+  return withTool(cx, id, "nvram_read", signal, (node, s) => node.nvramRead(s), notes);
 }
 
 /**
@@ -144,19 +155,19 @@ export function waitForBridge(
 }
 
 /** Stops zigbee2mqtt on a node and confirms it with the service status. */
-export async function stopAndConfirm(cx: ClusterContext, id: string): Promise<string> {
+export async function stopAndConfirm(cx: ClusterContext, id: string, signal?: AbortSignal): Promise<string> {
   const node = nodeOf(cx, id);
-  const before = await node.serviceState();
+  const before = await node.serviceState(signal);
   if (before === "stopped") return "was not running";
   // A crashed service runs nothing, but stopping it resets the service manager's state.
-  await node.stopService();
+  await node.stopService(signal);
   // OpenRC on Alpine sometimes reports an error on the first stop ("ghost error"): ask again.
-  const after = await node.serviceState();
+  const after = await node.serviceState(signal);
   if (after === "crashed")
     throw new StepFailure(`the service manager on ${id} still reports zigbee2mqtt as crashed`);
   if (after !== "stopped") {
-    await node.stopService();
-    if ((await node.serviceState()) !== "stopped")
+    await node.stopService(signal);
+    if ((await node.serviceState(signal)) !== "stopped")
       throw new StepFailure(`zigbee2mqtt on ${id} is still running after stop`);
   }
   return before === "crashed" ? "had crashed; service state reset" : "stopped (service status confirms)";

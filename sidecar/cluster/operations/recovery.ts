@@ -23,8 +23,8 @@ function startedTargets(interrupted: OperationRecord[]): string[] {
     if (op.kind !== "switchover" && op.kind !== "failover") continue;
     const to = op.params.to;
     if (typeof to !== "string") continue;
-    const started = op.steps.some((s) => s.name === `start ${to}` && !s.rollback);
-    const retired = op.steps.some((s) => s.name === `retire the copy on ${to}` && s.status === "succeeded");
+    const started = op.steps.some((s) => s.key === "start-target" && !s.rollback);
+    const retired = op.steps.some((s) => s.key === "retire-target-copy" && s.status === "succeeded");
     if (started && !retired) targets.add(to);
   }
   return [...targets];
@@ -53,6 +53,7 @@ export function recoveryPlan(
     ctx,
     steps: [
       {
+        key: "look",
         name: "look at every node",
         timeoutMs: 60_000,
         run: async () => {
@@ -65,6 +66,7 @@ export function recoveryPlan(
         },
       },
       {
+        key: "leave-one-running",
         name: "leave exactly one node running",
         timeoutMs: 900_000,
         run: async (io) => {
@@ -138,11 +140,10 @@ async function leaveOneRunning(
       ctx.running = [];
     }
     if (online) {
-      const next = cx.state.update((s) => {
+      cx.state.update((s) => {
         s.active = only;
         delete s.fenced[only];
       });
-      cx.bus.publish({ type: "state.changed", state: next });
       ctx.actions.push(
         `${only} already runs the network: it is now the active node (was ${state.active ?? "none"})`,
       );

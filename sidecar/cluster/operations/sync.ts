@@ -1,8 +1,14 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
+import { formatSize } from "../../config/size.js";
 import { hashRemote, listTree, readStable } from "../../node/data-files.js";
 import type { StagedManifest } from "../../node/staging.js";
-import { contentDigest, type DataSnapshot, type SnapshotFile } from "../../store/snapshots.js";
+import {
+  contentDigest,
+  type DataSnapshot,
+  type Retention,
+  type SnapshotFile,
+} from "../../store/snapshots.js";
 import { applyOverrides } from "../../z2m/config-yaml.js";
 import { type ClusterContext, nodeOf, stagingOf } from "../context.js";
 import { PreconditionError } from "../errors.js";
@@ -57,6 +63,16 @@ export async function captureDataDir(
   const listing = await listTree(node.ssh, root, cx.exclude, (path, why) =>
     notes.push(`skipped ${path}: ${why}`),
   );
+  // Refused before a byte is read: a data dir that grew (a stray backup, a database gone wild)
+  // must not fill the controller's disk, where a full state dir stops every failover.
+  const total = listing.reduce((n, f) => n + f.size, 0);
+  const cap = cx.config.storage.snapshots_max_bytes;
+  if (total > cap) {
+    const biggest = [...listing].sort((x, y) => y.size - x.size).slice(0, 3);
+    throw new StepFailure(
+      `the data dir of ${nodeId} holds ${formatSize(total)}, more than storage.snapshots_max_bytes (${formatSize(cap)}): not copied. Largest: ${biggest.map((f) => `${f.path} (${formatSize(f.size)})`).join(", ")}; exclude what need not be copied (sync.exclude) or raise the limit`,
+    );
+  }
   const remote = await hashRemote(
     node.ssh,
     root,
@@ -122,6 +138,15 @@ export function targetManifest(cx: ClusterContext, snapshot: DataSnapshot, targe
   };
 }
 
+/** The snapshot retention the config asks for, with what the cluster state pins. */
+export function retention(cx: ClusterContext): Retention {
+  return {
+    keep: cx.config.sync.keep,
+    maxBytes: cx.config.storage.snapshots_max_bytes,
+    pinned: pinnedSnapshots(cx),
+  };
+}
+
 export function pinnedSnapshots(cx: ClusterContext): Set<string> {
   const state = cx.state.get();
   const pinned = new Set(state.last_switchover?.snapshots ?? []);
@@ -135,6 +160,7 @@ export function refreshBackupStep(
   force: boolean,
 ): Step<unknown> {
   return {
+    key: "refresh-backup",
     name: "refresh coordinator backup",
     timeoutMs: cx.config.sync.backup_timeout + 5_000,
     run: async () => {
@@ -165,6 +191,7 @@ export function refreshBackupStep(
 
 export function readStep(cx: ClusterContext, ctx: SyncContext, name?: string): Step<SyncContext> {
   return {
+    key: "read-source",
     name: name ?? `read data dir of ${ctx.source}`,
     timeoutMs: 300_000,
     run: async ({ signal, op }) => {
@@ -196,6 +223,7 @@ export function readStep(cx: ClusterContext, ctx: SyncContext, name?: string): S
 
 export function stageStep(cx: ClusterContext, ctx: SyncContext, target: string): Step<SyncContext> {
   return {
+    key: `stage:${target}`,
     name: `stage on ${target}`,
     timeoutMs: 300_000,
     continueOnFailure: true,
@@ -226,10 +254,11 @@ export function stageStep(cx: ClusterContext, ctx: SyncContext, target: string):
 
 export function pruneStep(cx: ClusterContext): Step<unknown> {
   return {
+    key: "prune",
     name: "prune snapshots",
     timeoutMs: 60_000,
     run: async () => {
-      const removed = cx.snapshots.prune(cx.config.sync.keep, pinnedSnapshots(cx));
+      const removed = cx.snapshots.prune(retention(cx));
       return removed.length ? `removed ${removed.length} old snapshots` : "nothing to remove";
     },
   };
@@ -262,12 +291,13 @@ export function syncPlan(cx: ClusterContext, options: SyncOptions): OperationPla
   steps.push(readStep(cx, ctx));
   for (const target of targets) steps.push(stageStep(cx, ctx, target));
   steps.push({
+    key: "record",
     name: "record",
     timeoutMs: 10_000,
     run: async ({ op }) => {
       if (Object.keys(ctx.failed).length > 0)
         return `not recorded as a full sync: ${Object.keys(ctx.failed).join(", ")} failed`;
-      const state = cx.state.update((s) => {
+      cx.state.update((s) => {
         s.last_sync = {
           at: new Date().toISOString(),
           operation_id: op.id,
@@ -275,7 +305,6 @@ export function syncPlan(cx: ClusterContext, options: SyncOptions): OperationPla
           bytes_moved: ctx.bytesRead + ctx.bytesWritten,
         };
       });
-      cx.bus.publish({ type: "state.changed", state });
       return undefined;
     },
   });

@@ -21,11 +21,12 @@ import {
   recordStaged,
   runFenceCommand,
   stopAndConfirm,
+  toolStepTimeout,
   waitForBridge,
   waitOnline,
   withTool,
 } from "./common.js";
-import { captureDataDir, pinnedSnapshots, targetManifest } from "./sync.js";
+import { captureDataDir, retention, targetManifest } from "./sync.js";
 
 export interface TakeoverContext {
   kind: "switchover" | "failover";
@@ -40,8 +41,10 @@ export interface TakeoverContext {
   dataSnapshot?: DataSnapshot;
   /** Set once the target is confirmed online: from here on there is no rolling back. */
   committed: boolean;
-  /** The old active's zigbee2mqtt was stopped by this operation (so rollback restarts it). */
+  /** A stop was sent to the old active's zigbee2mqtt by this operation (so rollback restarts it). */
   stoppedFrom: boolean;
+  /** Writing to the target's dongle began (reset, write or restore). */
+  touchedTo: boolean;
   /** The target's zigbee2mqtt may have been started (its start command was sent). */
   startedTo: boolean;
   fence?: { how: "ssh" | "command" | "none"; ok: boolean; detail: string };
@@ -92,6 +95,7 @@ function chooseTarget(cx: ClusterContext, monitor: Monitor, active: string | nul
 
 function preflightStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
   return {
+    key: "preflight",
     name: `preflight ${ctx.to}`,
     timeoutMs: 90_000,
     run: async () => {
@@ -114,11 +118,12 @@ function preflightStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverC
 
 function ensureStoppedStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
   return {
+    key: "ensure-target-stopped",
     name: `make sure ${ctx.to} is stopped`,
     timeoutMs: 90_000,
-    run: async () => {
+    run: async ({ signal }) => {
       try {
-        return await stopAndConfirm(cx, ctx.to);
+        return await stopAndConfirm(cx, ctx.to, signal);
       } catch (error) {
         throw asStepFailure(error);
       }
@@ -129,13 +134,14 @@ function ensureStoppedStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeo
 function stopFromStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
   const from = ctx.from as string;
   return {
+    key: "stop-source",
     name: `stop ${from}`,
     timeoutMs: 120_000,
     run: async ({ signal }) => {
       ctx.stoppedFrom = true;
       let detail: string;
       try {
-        detail = await stopAndConfirm(cx, from);
+        detail = await stopAndConfirm(cx, from, signal);
       } catch (error) {
         throw asStepFailure(error);
       }
@@ -160,6 +166,7 @@ function stopFromStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverCo
 function finalSyncStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
   const from = ctx.from as string;
   return {
+    key: "final-sync",
     name: `final sync from ${from}`,
     timeoutMs: 300_000,
     run: async ({ signal, op }) => {
@@ -197,8 +204,9 @@ function checkIdentity(dump: NvramDump, expected: ExpectedNetwork, where: string
 function readNvramStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
   const from = ctx.from as string;
   return {
+    key: "read-source-nvram",
     name: `read NVRAM on ${from}`,
-    timeoutMs: 600_000,
+    timeoutMs: toolStepTimeout(cx, from),
     run: async ({ signal, op }) => {
       const text = await readNvram(cx, from, signal, ctx.notes);
       let dump: NvramDump;
@@ -238,8 +246,9 @@ function readNvramStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverC
 function parkStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
   const from = ctx.from as string;
   return {
+    key: "park-source",
     name: `park the coordinator on ${from}`,
-    timeoutMs: 300_000,
+    timeoutMs: toolStepTimeout(cx, from),
     run: async ({ signal }) => {
       const legacy = ctx.dump?.LEGACY ?? {};
       const item = await withTool(
@@ -247,7 +256,7 @@ function parkStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContex
         from,
         "park the coordinator",
         signal,
-        (n) => n.parkCoordinator(legacy),
+        (n, s) => n.parkCoordinator(legacy, s),
         ctx.notes,
       );
       return `soft reset (nvram_write of ${item} unchanged): the old coordinator holds, its NVRAM as read`;
@@ -258,27 +267,32 @@ function parkStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContex
 function writeNvramSteps(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext>[] {
   return [
     {
+      key: "reset-target-nvram",
       name: `reset NVRAM on ${ctx.to}`,
-      timeoutMs: 300_000,
+      timeoutMs: toolStepTimeout(cx, ctx.to),
       run: async ({ signal }) => {
-        await withTool(cx, ctx.to, "nvram_reset", signal, (n) => n.nvramReset(), ctx.notes);
+        ctx.touchedTo = true;
+        await withTool(cx, ctx.to, "nvram_reset", signal, (n, s) => n.nvramReset(s), ctx.notes);
         return "all items deleted";
       },
     },
     {
+      key: "write-target-nvram",
       name: `write NVRAM on ${ctx.to}`,
-      timeoutMs: 600_000,
+      timeoutMs: toolStepTimeout(cx, ctx.to),
       run: async ({ signal }) => {
         const dump = ctx.dump;
         if (!dump) throw new StepFailure("no NVRAM dump to write");
+        ctx.touchedTo = true;
         const text = JSON.stringify(dump, null, 4);
-        await withTool(cx, ctx.to, "nvram_write", signal, (n) => n.nvramWrite(text), ctx.notes);
+        await withTool(cx, ctx.to, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), ctx.notes);
         return `${countItems(dump)} items written`;
       },
     },
     {
+      key: "verify-target-nvram",
       name: `verify NVRAM on ${ctx.to}`,
-      timeoutMs: 600_000,
+      timeoutMs: toolStepTimeout(cx, ctx.to),
       run: async ({ signal }) => {
         const dump = ctx.dump as NvramDump;
         const text = await readNvram(cx, ctx.to, signal, ctx.notes);
@@ -300,12 +314,16 @@ function writeNvramSteps(cx: ClusterContext, ctx: TakeoverContext): Step<Takeove
 
 function installStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
   return {
+    key: "install-data-dir",
     name: `write data dir on ${ctx.to}`,
     timeoutMs: 300_000,
     run: async () => {
+      // What zigbee2mqtt wrote there while this node was active may go; nothing else.
+      const known = cx.snapshots.latestDataOf(ctx.to)?.files.map((f) => f.path) ?? [];
       const manifest = await stagingOf(cx, ctx.to).installInto(
         nodeOf(cx, ctx.to).config.data_dir,
         cx.exclude,
+        known,
       );
       return `${manifest.files.length} files from staged ${manifest.snapshot_id}`;
     },
@@ -315,12 +333,13 @@ function installStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverCon
 function startStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext>[] {
   return [
     {
+      key: "start-target",
       name: `start ${ctx.to}`,
       timeoutMs: 90_000,
-      run: async () => {
+      run: async ({ signal }) => {
         ctx.startedTo = true;
         try {
-          await nodeOf(cx, ctx.to).startService();
+          await nodeOf(cx, ctx.to).startService(signal);
         } catch (error) {
           throw asStepFailure(error);
         }
@@ -328,6 +347,7 @@ function startStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverConte
       },
     },
     {
+      key: "wait-target-online",
       name: `wait for ${ctx.to} online`,
       timeoutMs: ONLINE_TIMEOUT_MS + 5_000,
       run: async ({ signal }) => {
@@ -342,11 +362,12 @@ function startStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverConte
 
 function persistStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
   return {
+    key: "persist-active",
     name: `persist ${ctx.to} as active`,
     timeoutMs: 10_000,
     run: async ({ op }) => {
       const snapshots = [ctx.dataSnapshot?.id, ctx.nvramSnapshotId].filter((s): s is string => !!s);
-      const state = cx.state.update((s) => {
+      cx.state.update((s) => {
         s.active = ctx.to;
         delete s.fenced[ctx.to];
         s.last_switchover = {
@@ -358,7 +379,6 @@ function persistStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverCon
           snapshots,
         };
       });
-      cx.bus.publish({ type: "state.changed", state });
       return `${ctx.to} is the active node`;
     },
   };
@@ -367,6 +387,7 @@ function persistStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverCon
 /** After a takeover every other reachable node gets a staged copy of the new active's data. */
 function restageStep(cx: ClusterContext, ctx: TakeoverContext, node: string): Step<TakeoverContext> {
   return {
+    key: `stage:${node}`,
     name: `stage on ${node}`,
     timeoutMs: 300_000,
     continueOnFailure: true,
@@ -380,7 +401,7 @@ function restageStep(cx: ClusterContext, ctx: TakeoverContext, node: string): St
         cx.snapshots.readObject(sha),
       );
       recordStaged(cx, node, snapshot.id, op.id);
-      cx.snapshots.prune(cx.config.sync.keep, pinnedSnapshots(cx));
+      cx.snapshots.prune(retention(cx));
       return `${result.files_uploaded} files uploaded (${result.bytes_moved} bytes)`;
     },
   };
@@ -416,7 +437,7 @@ export async function retireCopy(
   } catch (error) {
     notes.push(`could not read the frame counter on ${id}: ${(error as Error).message}`);
   }
-  await withTool(cx, id, "nvram_reset", signal, (n) => n.nvramReset(), notes);
+  await withTool(cx, id, "nvram_reset", signal, (n, s) => n.nvramReset(s), notes);
   return reached;
 }
 
@@ -442,7 +463,14 @@ export async function raiseCounter(
   const target = (above ?? before + increment) + increment;
   if (before >= target) return `frame counter ${before} is already above ${above}`;
   const raised = changedItems(dump, raiseFrameCounter(dump, target));
-  await withTool(cx, id, "nvram_write", signal, (n) => n.nvramWrite(JSON.stringify(raised, null, 4)), notes);
+  await withTool(
+    cx,
+    id,
+    "nvram_write",
+    signal,
+    (n, s) => n.nvramWrite(JSON.stringify(raised, null, 4), s),
+    notes,
+  );
   return `frame counter ${before} → ${target} (${countItems(raised)} items written)`;
 }
 
@@ -452,8 +480,9 @@ export async function raiseCounter(
  */
 function retireCopyStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
   return {
+    key: "retire-target-copy",
     name: `retire the copy on ${ctx.to}`,
-    timeoutMs: 600_000,
+    timeoutMs: toolStepTimeout(cx, ctx.to, 2),
     run: async ({ signal }) => {
       const reached = await retireCopy(cx, ctx.to, signal, ctx.notes);
       ctx.targetReached = Math.max(reached ?? 0, ctx.frameCounter?.restored ?? 0);
@@ -465,8 +494,9 @@ function retireCopyStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeover
 /** The old active resumes above anything the retired copy can have sent. */
 function raiseFromCounterStep(cx: ClusterContext, ctx: TakeoverContext, from: string): Step<TakeoverContext> {
   return {
+    key: "raise-source-counter",
     name: `raise the frame counter on ${from}`,
-    timeoutMs: 600_000,
+    timeoutMs: toolStepTimeout(cx, from, 2),
     run: async ({ signal }) => {
       const above = ctx.targetReached ?? ctx.frameCounter?.restored;
       const detail = await raiseCounter(cx, from, above, signal, ctx.notes);
@@ -475,26 +505,34 @@ function raiseFromCounterStep(cx: ClusterContext, ctx: TakeoverContext, from: st
   };
 }
 
-/** Puts the old active back when a takeover fails before the target is confirmed online. */
+/**
+ * Puts the old active back when a takeover fails before the target is confirmed online. Undoes
+ * only what the operation did: a takeover that failed before it stopped the old active or touched
+ * the target (a failed preflight) has nothing to undo, so it ends "failed" and the running active
+ * is left alone. `canRestartFrom`: the old active was stopped by this operation over SSH.
+ */
 function rollbackSteps(
   cx: ClusterContext,
   ctx: TakeoverContext,
   canRestartFrom: boolean,
 ): Step<TakeoverContext>[] {
+  if (!canRestartFrom && !ctx.touchedTo && !ctx.startedTo) return [];
   const steps: Step<TakeoverContext>[] = [
     {
+      key: "rollback-stop-target",
       name: `stop ${ctx.to}`,
       timeoutMs: 90_000,
-      run: async () => {
+      run: async ({ signal }) => {
         // Never started there and known unreachable: no need to wait for SSH to give up again.
         if (!ctx.startedTo && cx.unreachable(ctx.to))
           return `${ctx.to} is unreachable; zigbee2mqtt was never started there`;
         try {
           // Never started there: the stop is only a precaution, and the old active waits for it
           // (an unreachable node would hold it for SSH's three connection attempts, ~30 s).
-          const stop = stopAndConfirm(cx, ctx.to);
-          stop.catch(() => undefined); // given up on after the timeout, it may still fail later
-          return await (ctx.startedTo ? stop : withTimeout(stop, STOP_PRECAUTION_MS));
+          const bound = ctx.startedTo
+            ? signal
+            : AbortSignal.any([signal, AbortSignal.timeout(STOP_PRECAUTION_MS)]);
+          return await stopAndConfirm(cx, ctx.to, bound);
         } catch (error) {
           // Never started there: it cannot be running, the old active may come back.
           if (!ctx.startedTo)
@@ -511,11 +549,12 @@ function rollbackSteps(
     if (ctx.startedTo) steps.push(raiseFromCounterStep(cx, ctx, from));
     steps.push(
       {
+        key: "restart-source",
         name: `start ${from} again`,
         timeoutMs: 90_000,
-        run: async () => {
+        run: async ({ signal }) => {
           try {
-            await nodeOf(cx, from).startService();
+            await nodeOf(cx, from).startService(signal);
           } catch (error) {
             throw asStepFailure(error);
           }
@@ -525,6 +564,7 @@ function rollbackSteps(
         },
       },
       {
+        key: "wait-source-online",
         name: `wait for ${from} online`,
         timeoutMs: ONLINE_TIMEOUT_MS + 5_000,
         run: async ({ signal }) => {
@@ -586,6 +626,7 @@ function newContext(
     expected: expectedFromBridge(cx),
     committed: false,
     stoppedFrom: false,
+    touchedTo: false,
     startedTo: false,
     outage: {},
     notes: [],
@@ -634,7 +675,7 @@ export function switchoverPlan(
       persistStep(cx, ctx),
       ...others.map((id) => restageStep(cx, ctx, id)),
     ],
-    rollback: (_failed, c) => (c.committed ? [] : rollbackSteps(cx, c, true)),
+    rollback: (_failed, c) => (c.committed ? [] : rollbackSteps(cx, c, c.stoppedFrom)),
     result: resultOf,
   };
 }
@@ -670,7 +711,8 @@ export function failoverPlan(
     ...planOf(ctx, request),
     steps,
     // The old active can only be restarted if it was reachable and stopped by us over SSH.
-    rollback: (_failed, c) => (c.committed ? [] : rollbackSteps(cx, c, c.fence?.how === "ssh" && c.fence.ok)),
+    rollback: (_failed, c) =>
+      c.committed ? [] : rollbackSteps(cx, c, c.stoppedFrom && c.fence?.how === "ssh" && c.fence.ok),
     result: resultOf,
   };
 }
@@ -678,18 +720,22 @@ export function failoverPlan(
 function fenceStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
   const from = ctx.from as string;
   return {
+    key: "fence-source",
     name: `fence ${from}`,
-    timeoutMs: 90_000,
-    run: async () => {
+    // The stop, then reading and parking the coordinator when it answers (two tool runs, no retries).
+    timeoutMs: 120_000 + toolStepTimeout(cx, from, 2) / 3,
+    run: async ({ signal }) => {
       const node = nodeOf(cx, from);
+      // Bounded waits on a node that may be dying; the abort also ends the remote command.
+      const within = (ms: number) => AbortSignal.any([signal, AbortSignal.timeout(ms)]);
       try {
-        const state = await withTimeout(node.serviceState(), 8_000);
-        if (state !== "stopped") await withTimeout(node.stopService(), 30_000);
-        const after = await withTimeout(node.serviceState(), 8_000);
+        const state = await node.serviceState(within(8_000));
+        if (state !== "stopped") await node.stopService(within(30_000));
+        const after = await node.serviceState(within(8_000));
         if (after !== "running") {
           ctx.fence = { how: "ssh", ok: true, detail: `zigbee2mqtt on ${from} stopped over SSH` };
           ctx.stoppedFrom = true;
-          ctx.fence.detail += await readAndPark(cx, ctx, from);
+          ctx.fence.detail += await readAndPark(cx, ctx, from, signal);
         }
       } catch (error) {
         ctx.notes.push(`could not stop ${from} over SSH: ${(error as Error).message}`);
@@ -727,28 +773,23 @@ function fenceStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverConte
  * The old active answers over SSH: its coordinator's own NVRAM is fresher than anything the
  * controller holds, so read it, and park the chip so that it stops running the network.
  */
-async function readAndPark(cx: ClusterContext, ctx: TakeoverContext, from: string): Promise<string> {
+async function readAndPark(
+  cx: ClusterContext,
+  ctx: TakeoverContext,
+  from: string,
+  signal: AbortSignal,
+): Promise<string> {
   const node = nodeOf(cx, from);
   try {
-    const dump = parseNvram(await node.nvramRead(), { requireNetwork: true });
+    const dump = parseNvram(await node.nvramRead(signal), { requireNetwork: true });
     const network = checkIdentity(dump, ctx.expected, `${from}'s dongle`);
     ctx.freshDump = dump;
-    await node.parkCoordinator(dump.LEGACY ?? {});
+    await node.parkCoordinator(dump.LEGACY ?? {}, signal);
     return `; its coordinator was read (frame counter ${network.frame_counter}) and parked`;
   } catch (error) {
     ctx.notes.push(`could not read or park the coordinator on ${from}: ${(error as Error).message}`);
     return `; its coordinator could not be read or parked (${(error as Error).message.slice(0, 200)})`;
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -762,9 +803,11 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
  */
 function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
   return {
+    key: "restore-target-coordinator",
     name: `restore coordinator on ${ctx.to}`,
-    timeoutMs: 900_000,
+    timeoutMs: toolStepTimeout(cx, ctx.to, 2),
     run: async ({ signal }) => {
+      ctx.touchedTo = true;
       const increment = cx.config.failover.frame_counter_increment;
       const staged = await stagingOf(cx, ctx.to).read();
       const latest = cx.snapshots.latestData();
@@ -786,9 +829,9 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
         };
         ctx.dump = raiseFrameCounter(ctx.freshDump, target);
         ctx.method = `nvram_write of the NVRAM just read from ${ctx.from}, frame counters raised to ${target}`;
-        await withTool(cx, ctx.to, "nvram_reset", signal, (n) => n.nvramReset(), ctx.notes);
+        await withTool(cx, ctx.to, "nvram_reset", signal, (n, s) => n.nvramReset(s), ctx.notes);
         const text = JSON.stringify(ctx.dump, null, 4);
-        await withTool(cx, ctx.to, "nvram_write", signal, (n) => n.nvramWrite(text), ctx.notes);
+        await withTool(cx, ctx.to, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), ctx.notes);
         ctx.frameCounter = { before: fresh.frame_counter, restored: target };
         return `${ctx.method}: frame counter ${fresh.frame_counter} → ${target}`;
       }
@@ -815,18 +858,25 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
         extended_pan_id: identity.extended_pan_id,
         channel: identity.channel,
       };
-      await withTool(cx, ctx.to, "nvram_reset", signal, (n) => n.nvramReset(), ctx.notes);
+      await withTool(cx, ctx.to, "nvram_reset", signal, (n, s) => n.nvramReset(s), ctx.notes);
       if (useBackup && backup && backupNet) {
         const bump = target - backupNet.frame_counter;
         ctx.method = `network_restore of coordinator_backup.json (${backupFile?.id}) with -c ${bump}`;
         const text = JSON.stringify(toZigpyBackup(backup), null, 2);
-        await withTool(cx, ctx.to, "network_restore", signal, (n) => n.networkRestore(text, bump), ctx.notes);
+        await withTool(
+          cx,
+          ctx.to,
+          "network_restore",
+          signal,
+          (n, s) => n.networkRestore(text, bump, s),
+          ctx.notes,
+        );
       } else if (nvram) {
         ctx.method = `nvram_write of ${nvram.id} with frame counters raised to ${target}`;
         const raised = raiseFrameCounter(nvram.dump, target);
         ctx.dump = raised;
         const text = JSON.stringify(raised, null, 4);
-        await withTool(cx, ctx.to, "nvram_write", signal, (n) => n.nvramWrite(text), ctx.notes);
+        await withTool(cx, ctx.to, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), ctx.notes);
       }
       ctx.frameCounter = { before: highest, restored: target };
       return `${ctx.method}: frame counter ${highest} → ${target}`;
@@ -836,8 +886,9 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
 
 function verifyRestoreStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
   return {
+    key: "verify-target-coordinator",
     name: `verify coordinator on ${ctx.to}`,
-    timeoutMs: 600_000,
+    timeoutMs: toolStepTimeout(cx, ctx.to),
     run: async ({ signal }) => {
       const text = await readNvram(cx, ctx.to, signal, ctx.notes);
       const dump = parseNvram(text, { requireNetwork: true });

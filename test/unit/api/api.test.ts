@@ -79,7 +79,14 @@ class FakeCluster implements ClusterService {
       trigger,
       params: {},
       ctx: {},
-      steps: [{ name: "wait", timeoutMs: 10_000, run: () => new Promise<void>((r) => (this.release = r)) }],
+      steps: [
+        {
+          key: "wait",
+          name: "wait",
+          timeoutMs: 10_000,
+          run: () => new Promise<void>((r) => (this.release = r)),
+        },
+      ],
     });
   }
   check(trigger: string): OperationRecord {

@@ -413,7 +413,9 @@ function holdOperation(kind: "sync" | "switchover"): () => void {
     trigger: "test",
     params: {},
     ctx: {},
-    steps: [{ name: "wait", timeoutMs: 600_000, run: () => new Promise<void>((r) => (release = r)) }],
+    steps: [
+      { key: "wait", name: "wait", timeoutMs: 600_000, run: () => new Promise<void>((r) => (release = r)) },
+    ],
   });
   return () => release();
 }

@@ -17,12 +17,14 @@ function world() {
 }
 
 const ok = <C = unknown>(name: string, detail?: string): Step<C> => ({
+  key: name,
   name,
   timeoutMs: 1000,
   run: async () => detail,
 });
 
 const fail = <C = unknown>(name: string, message = "boom", output?: string): Step<C> => ({
+  key: name,
   name,
   timeoutMs: 1000,
   run: async () => {
@@ -74,6 +76,7 @@ describe("operation runner", () => {
         ok("one"),
         fail("two", "nvram_write exited 1", "Traceback: ..."),
         {
+          key: "three",
           name: "three",
           timeoutMs: 1000,
           run: async () => {
@@ -98,6 +101,7 @@ describe("operation runner", () => {
       ctx: {},
       steps: [
         {
+          key: "slow",
           name: "slow",
           timeoutMs: 50,
           run: ({ signal }) =>
@@ -159,7 +163,9 @@ describe("operation runner", () => {
       trigger: "test",
       params: {},
       ctx: {},
-      steps: [{ name: "wait", timeoutMs: 5000, run: () => new Promise<void>((r) => (release = r)) }],
+      steps: [
+        { key: "wait", name: "wait", timeoutMs: 5000, run: () => new Promise<void>((r) => (release = r)) },
+      ],
     });
     const second = () =>
       runner.start({ kind: "switchover", mutating: true, trigger: "test", params: {}, ctx: {}, steps: [] });
@@ -196,16 +202,29 @@ describe("operation runner", () => {
         params: {},
       },
     });
-    journal.append({ t: "step-start", ts: "2026-01-01T00:00:01.000Z", op_id: "op-x", step: "stop A" });
+    journal.append({
+      t: "step-start",
+      ts: "2026-01-01T00:00:01.000Z",
+      op_id: "op-x",
+      step: "stop A",
+      key: "stop-a",
+    });
     journal.append({
       t: "step-end",
       ts: "2026-01-01T00:00:02.000Z",
       op_id: "op-x",
       step: "stop A",
+      key: "stop-a",
       status: "succeeded",
       duration_ms: 1000,
     });
-    journal.append({ t: "step-start", ts: "2026-01-01T00:00:02.000Z", op_id: "op-x", step: "read NVRAM" });
+    journal.append({
+      t: "step-start",
+      ts: "2026-01-01T00:00:02.000Z",
+      op_id: "op-x",
+      step: "read NVRAM",
+      key: "read-nvram",
+    });
     const interrupted = markInterrupted(journal, journal.replay().operations);
     expect(interrupted).toHaveLength(1);
     expect(interrupted[0]).toMatchObject({

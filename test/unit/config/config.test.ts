@@ -35,7 +35,16 @@ function problems(config: unknown): string[] {
 describe("config validation names the field that is wrong", () => {
   it("accepts the design's example and fills in defaults", () => {
     const config = parseConfig(stringify(valid()));
-    expect(config.server).toEqual({ host: "127.0.0.1", port: 8485 });
+    expect(config.server).toEqual({
+      host: "127.0.0.1",
+      port: 8485,
+      request_timeout: 10_000,
+      idle_timeout: 60_000,
+      max_connections: 64,
+      max_event_clients: 16,
+      zeroconf: true,
+    });
+    expect(config.storage).toEqual({ min_free: 32 * 1024 * 1024, snapshots_max_bytes: 256 * 1024 * 1024 });
     expect(config.nodes[0]?.service.stop).toEqual(["sudo", "rc-service", "zigbee2mqtt", "stop"]);
     expect(config.nodes[0]?.coordinator.port).toBe("/dev/ttyUSB0");
     expect(config.sync.interval).toBe(300_000);

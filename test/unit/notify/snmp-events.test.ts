@@ -129,9 +129,9 @@ describe("NotificationMapper: operations", () => {
         status: "failed",
         error: { message: "boom" },
         steps: [
-          { name: "fence", status: "succeeded", started_at: "x" },
-          { name: "restore", status: "failed", started_at: "x" },
-          { name: "restart-old", status: "failed", started_at: "x", rollback: true },
+          { key: "fence", name: "fence", status: "succeeded", started_at: "x" },
+          { key: "restore", name: "restore", status: "failed", started_at: "x" },
+          { key: "restart-old", name: "restart-old", status: "failed", started_at: "x", rollback: true },
         ],
       }),
     });
@@ -146,7 +146,7 @@ describe("NotificationMapper: operations", () => {
       operation: operation({
         kind: "failover",
         status: "interrupted",
-        steps: [{ name: "start-new", status: "running", started_at: "x" }],
+        steps: [{ key: "start-new", name: "start-new", status: "running", started_at: "x" }],
       }),
     });
     expect(n?.values.z2mhaOperationOutcome).toBe("interrupted");
@@ -192,7 +192,7 @@ describe("NotificationMapper: operations", () => {
         type: "operation.step",
         operation_id: "op-1",
         kind: "switchover",
-        step: { name: "stop", status: "failed", started_at: "x" },
+        step: { key: "stop", name: "stop", status: "failed", started_at: "x" },
       }),
     ).toBeUndefined();
   });

@@ -29,12 +29,19 @@ describe("operations journal", () => {
     const path = tempJournal();
     const journal = Journal.open(path);
     started(journal, "op-1");
-    journal.append({ t: "step-start", ts: "2026-01-01T00:00:01.000Z", op_id: "op-1", step: "read" });
+    journal.append({
+      t: "step-start",
+      ts: "2026-01-01T00:00:01.000Z",
+      op_id: "op-1",
+      step: "read",
+      key: "read",
+    });
     journal.append({
       t: "step-end",
       ts: "2026-01-01T00:00:02.000Z",
       op_id: "op-1",
       step: "read",
+      key: "read",
       status: "succeeded",
       duration_ms: 1000,
       detail: "3 files",
@@ -58,7 +65,10 @@ describe("operations journal", () => {
     const torn = '{"t":"step-start","ts":"2026-01-01T00:00:01.000Z","op_id":"op-1","st';
     appendFileSync(path, torn);
     const reopened = Journal.open(path);
-    expect(reopened.problems).toEqual([{ line: 2, kind: "truncated-tail", bytes: torn.length }]);
+    // Line 1 is the format header, line 2 the operation's start.
+    expect(reopened.problems).toEqual([
+      { line: 3, kind: "truncated-tail", bytes: torn.length, detail: `kept in ${path}.torn` },
+    ]);
     expect(readFileSync(`${path}.torn`, "utf8")).toContain('"op_id":"op-1","st');
     reopened.append({ t: "op-end", ts: "2026-01-01T00:00:05.000Z", op_id: "op-1", status: "failed" });
     const { operations, problems } = reopened.replay();
@@ -81,7 +91,7 @@ describe("operations journal", () => {
     const again = Journal.open(path);
     started(again, "op-2");
     const { operations, problems } = again.replay();
-    expect(problems).toEqual([{ line: 2, kind: "corrupt-line", bytes: 15 }]);
+    expect(problems).toEqual([{ line: 3, kind: "corrupt-line", bytes: 15, detail: "not JSON" }]);
     expect(operations.map((o) => o.id)).toEqual(["op-1", "op-2"]);
   });
 

@@ -57,7 +57,7 @@ describe("snapshot store", () => {
           .id,
     );
     const pinned = new Set([ids[0] as string]);
-    const removed = s.prune(2, pinned);
+    const removed = s.prune({ keep: 2, maxBytes: Number.MAX_SAFE_INTEGER, pinned });
     expect(removed.sort()).toEqual([ids[1], ids[2]].sort());
     expect(s.list(pinned).map((x) => [x.id, x.pinned])).toEqual([
       [ids[4], false],
