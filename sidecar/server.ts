@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { buildApp } from "./api/app.js";
 import { loadTls } from "./api/tls.js";
+import { announce } from "./api/zeroconf.js";
 import { Alerts } from "./cluster/alerts.js";
 import { Cluster } from "./cluster/cluster.js";
 import { type ClusterContext, frontendHostOf } from "./cluster/context.js";
@@ -251,12 +252,23 @@ async function start(
     },
     "sidecar listening",
   );
+  const zeroconf = config.server.zeroconf
+    ? announce({
+        host: config.server.host,
+        port: address.port,
+        instanceId,
+        clusterName: config.cluster_name,
+        tls: !!tls,
+        logger: logger.child({ component: "mdns" }),
+      })
+    : undefined;
   // Start-up work (probes, recovery) runs behind a listening API so its progress can be watched.
   const started = cluster.start().catch((error) => logger.error({ err: error }, "cluster start-up failed"));
 
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      await zeroconf?.stop();
       await app.close();
       await started;
       await runner.shutdown();

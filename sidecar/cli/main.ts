@@ -1,6 +1,8 @@
 import { Command, Option } from "commander";
 import { ConfigError, configPath, loadConfig } from "../config/load.js";
 import { startSidecar } from "../server.js";
+import { StateDirLockedError } from "../store/lock.js";
+import { StateFileError } from "../store/state.js";
 import type { AutomationState, ClusterStatus, NodeDetail, OperationRecord, SnapshotInfo } from "../types.js";
 import { VERSION } from "../version.js";
 import { ApiClient, CliError, type EndpointFlags, resolveEndpoint } from "./client.js";
@@ -24,6 +26,11 @@ const program = new Command()
   .addOption(new Option("--url <url>", "sidecar API URL").env("Z2MHA_URL"))
   .addOption(new Option("--token <token>", "API token").env("Z2MHA_TOKEN"))
   .addOption(new Option("--token-file <file>", "file holding the API token").env("Z2MHA_TOKEN_FILE"))
+  .addOption(
+    new Option("--tls-fingerprint <sha256>", "pin the API's TLS certificate (SHA256:…)").env(
+      "Z2MHA_TLS_FINGERPRINT",
+    ),
+  )
   .option("-c, --config <file>", "sidecar config (default $Z2MHA_CONFIG); also gives the URL and token")
   .option("--json", "machine-readable output")
   .showHelpAfterError();
@@ -80,7 +87,14 @@ program
     const file = configPath(globals().config);
     if (!file) throw new CliError("no config: give --config FILE or set Z2MHA_CONFIG", 2);
     const config = loadConfig(file);
-    const sidecar = await startSidecar(config);
+    // The token the CLI would send ($Z2MHA_TOKEN, --token) is the one the server expects, unless
+    // the config sets one.
+    const token = globals().token || undefined;
+    const sidecar = await startSidecar(config, token ? { token } : {});
+    if (sidecar.tlsFingerprint)
+      process.stderr.write(
+        `API certificate fingerprint (pin it in Home Assistant and the CLI): ${sidecar.tlsFingerprint}\n`,
+      );
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
@@ -254,7 +268,11 @@ snapshots
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
-  if (error instanceof ConfigError) {
+  if (
+    error instanceof ConfigError ||
+    error instanceof StateDirLockedError ||
+    error instanceof StateFileError
+  ) {
     process.stderr.write(`${error.message}\n`);
     process.exit(2);
   }

@@ -1,3 +1,4 @@
+import { redactOverrides } from "../config/secret.js";
 import { parseNvram } from "../coordinator/nvram.js";
 import type {
   AutomationState,
@@ -243,7 +244,7 @@ export class Cluster implements ClusterService {
       data_dir: config.data_dir,
       staging_dir: config.staging_dir,
       coordinator_port: config.coordinator.port,
-      overrides: config.overrides,
+      overrides: redactOverrides(config.overrides),
       snapshots: {
         staging: { snapshot_id: staged?.snapshot_id ?? null, at: staged?.at ?? null },
         nvram: nvram ? { id: nvram.id, at: nvram.at } : null,
@@ -269,8 +270,14 @@ export class Cluster implements ClusterService {
     );
   }
 
+  /**
+   * A check while one runs answers with the running one: checks probe every node, and a client
+   * pressing "check" in a loop must not pile up probes and journal entries.
+   */
   check(trigger: string): OperationRecord {
-    return this.cx.runner.start(checkPlan(this.cx, this.monitor, trigger));
+    return (
+      this.cx.runner.runningOf("check") ?? this.cx.runner.start(checkPlan(this.cx, this.monitor, trigger))
+    );
   }
 
   operations(limit: number, kind?: OperationKind): OperationRecord[] {

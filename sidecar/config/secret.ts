@@ -29,3 +29,18 @@ export class Secret {
     return REDACTED;
   }
 }
+
+/**
+ * Whether a dotted configuration.yaml path names a secret (mqtt.password, advanced.network_key,
+ * frontend.auth_token, ...): such override values are never shown by the API or diagnostics.
+ */
+export function isSecretPath(path: string): boolean {
+  return path.split(".").some((part) => /pass(word|wd)?|secret|token|key|credential/i.test(part));
+}
+
+/** The overrides with secret values replaced by the redaction placeholder. */
+export function redactOverrides<T>(overrides: Record<string, T>): Record<string, T | string> {
+  return Object.fromEntries(
+    Object.entries(overrides).map(([path, value]) => [path, isSecretPath(path) ? REDACTED : value]),
+  );
+}

@@ -124,18 +124,35 @@ export function frameCounterOf(dump: NvramDump): number {
   return nwkKey && nwkKey.length >= 24 ? nwkKey.readUInt32LE(20) : 0;
 }
 
+/** The largest value a 32-bit frame counter holds. */
+export const MAX_FRAME_COUNTER = 0xffff_ffff;
+
+/**
+ * A frame counter past 32 bits would wrap to a small number, and every device would drop the
+ * coordinator's frames as replays: refuse instead. Such a network needs a new network key.
+ */
+export function checkCounter(value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new NvramError(`frame counter ${value} is not a non-negative integer`);
+  if (value > MAX_FRAME_COUNTER)
+    throw new NvramError(
+      `frame counter ${value} does not fit in 32 bits: the network's frame counter is exhausted; it needs a new network key (zigbee2mqtt: a new network), a copy cannot resume it`,
+    );
+}
+
 /**
  * Returns a copy of the dump whose network frame counters (every used NWK_SEC_MATERIAL entry and
  * the NWKKEY copy) are at least `minimum`. Never lowers a counter.
  */
 export function raiseFrameCounter(dump: NvramDump, minimum: number): NvramDump {
+  checkCounter(minimum);
   const copy = structuredClone(dump);
   const table = copy.NWK_SEC_MATERIAL_TABLE ?? {};
   for (const [index, hex] of Object.entries(table)) {
     const entry = bytes(hex);
     if (entry.length < NWK_SEC_ENTRY_BYTES || entry.subarray(4, 12).equals(Buffer.alloc(8))) continue;
     if (entry.readUInt32LE(0) < minimum) {
-      entry.writeUInt32LE(minimum >>> 0, 0);
+      entry.writeUInt32LE(minimum, 0);
       table[index] = entry.toString("hex");
     }
   }
@@ -143,7 +160,7 @@ export function raiseFrameCounter(dump: NvramDump, minimum: number): NvramDump {
   if (legacy?.NWKKEY) {
     const key = bytes(legacy.NWKKEY);
     if (key.length >= 24 && key.readUInt32LE(20) < minimum) {
-      key.writeUInt32LE(minimum >>> 0, 20);
+      key.writeUInt32LE(minimum, 20);
       legacy.NWKKEY = key.toString("hex");
     }
   }

@@ -61,9 +61,11 @@ export class NotificationMapper {
       case "node.changed":
         return this.#nodeChanged(event.node.id, event.node.reachable, event.node.reason, event.previous);
       case "alert.raised":
+        if (event.alert.kind === "storage_unavailable") return this.#storage(true, event.alert.message);
         if (event.alert.kind !== "split_brain") return undefined;
         return this.#splitBrainRaised(event.alert.node, event.alert.message);
       case "alert.cleared":
+        if (event.alert.kind === "storage_unavailable") return this.#storage(false, "");
         if (event.alert.kind === "split_brain") this.#splitBrain.delete(event.alert.node ?? "");
         return undefined;
       case "state.changed":
@@ -188,6 +190,27 @@ export class NotificationMapper {
       { z2mhaNodeId: id },
       { scriptName: "z2m-ha node", scriptStatus: "ERR" },
     );
+  }
+
+  /** Raised once per episode (a changed message updates the alert, not another notification). */
+  #storageDown = false;
+
+  #storage(down: boolean, message: string): Z2mhaNotification | undefined {
+    if (down === this.#storageDown) return undefined;
+    this.#storageDown = down;
+    return down
+      ? this.#make(
+          "z2mhaStorageUnavailable",
+          message,
+          {},
+          { scriptName: "z2m-ha storage", scriptStatus: "ERR" },
+        )
+      : this.#make(
+          "z2mhaStorageAvailable",
+          "the controller's state dir takes writes again: operations resume",
+          {},
+          { scriptName: "z2m-ha storage", scriptStatus: "OK" },
+        );
   }
 
   #splitBrainRaised(node: string | undefined, message: string): Z2mhaNotification | undefined {

@@ -131,6 +131,8 @@ export const NOTIFICATIONS = {
   z2mhaSplitBrainDetected: { arc: 11, objects: NODE },
   z2mhaAutomationPaused: { arc: 12, objects: AUTOMATION },
   z2mhaAutomationResumed: { arc: 13, objects: AUTOMATION },
+  z2mhaStorageUnavailable: { arc: 14, objects: ["z2mhaClusterName", "z2mhaMessage"] },
+  z2mhaStorageAvailable: { arc: 15, objects: ["z2mhaClusterName", "z2mhaMessage"] },
 } as const satisfies Record<string, { arc: number; objects: readonly ObjectName[] }>;
 
 export type NotificationName = keyof typeof NOTIFICATIONS;

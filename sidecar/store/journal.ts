@@ -137,6 +137,14 @@ const MAX_BACKLOG = 20_000;
 export interface JournalOptions {
   /** Told when a write fails and when held-back lines are written after all. */
   storage?: StorageHealth;
+  /** Writes and fsyncs `data` at the end of the file; replaceable so tests can refuse writes. */
+  write?: (fd: number, data: Buffer) => void;
+}
+
+function writeAndSync(fd: number, data: Buffer): void {
+  let offset = 0;
+  while (offset < data.length) offset += writeSync(fd, data, offset, data.length - offset);
+  fsyncSync(fd);
 }
 
 /**
@@ -155,12 +163,17 @@ export class Journal implements PendingWrites {
   #dropped = 0;
   readonly problems: JournalProblem[];
 
+  private readonly storage: StorageHealth | undefined;
+  readonly #writeAndSync: (fd: number, data: Buffer) => void;
+
   private constructor(
     readonly path: string,
     fd: number,
     problems: JournalProblem[],
-    private readonly storage: StorageHealth | undefined,
+    options: JournalOptions,
   ) {
+    this.storage = options.storage;
+    this.#writeAndSync = options.write ?? writeAndSync;
     this.#fd = fd;
     this.#size = fstatSync(fd).size;
     this.problems = problems;
@@ -171,7 +184,7 @@ export class Journal implements PendingWrites {
     const created = !existsSync(path);
     const fd = openSync(path, "a", 0o600);
     if (created) fsyncDir(dirOf(path));
-    const journal = new Journal(path, fd, problems, options.storage);
+    const journal = new Journal(path, fd, problems, options);
     if (journal.#size === 0) journal.append({ t: "journal", version: JOURNAL_VERSION });
     return journal;
   }
@@ -200,9 +213,7 @@ export class Journal implements PendingWrites {
   #write(text: string): boolean {
     const data = Buffer.from(text);
     try {
-      let offset = 0;
-      while (offset < data.length) offset += writeSync(this.#fd, data, offset, data.length - offset);
-      fsyncSync(this.#fd);
+      this.#writeAndSync(this.#fd, data);
       this.#size += data.length;
       return true;
     } catch (error) {

@@ -13,7 +13,7 @@ export const automationRoutes: FastifyPluginAsyncZod<{ cluster: ClusterService }
         tags: ["automation"],
         summary: "Pause or resume automation (automatic failover, maintenance mode)",
         body: automationPatch,
-        response: { 200: automationState, 400: errorBody, 401: errorBody },
+        response: { 200: automationState, 400: errorBody, 401: errorBody, 413: errorBody, 415: errorBody },
       },
     },
     async (request) => cluster.setAutomation(request.body, "api"),

@@ -21,13 +21,22 @@ function optionalBody<T extends z.ZodObject>(schema: T) {
   return schema.nullish().transform((value): z.output<T> => value ?? ({} as z.output<T>));
 }
 
+/**
+ * What a mutating request can answer: 404 for an unknown target node, 409 while another
+ * operation runs, 413/415 for a body too large or not JSON, 422 when the cluster's state does not
+ * allow it, 503 when a node is unreachable, 507 while the state dir refuses writes.
+ */
 const accepted = {
   202: operationRecord,
   400: errorBody,
   401: errorBody,
+  404: errorBody,
   409: errorBody,
+  413: errorBody,
+  415: errorBody,
   422: errorBody,
   503: errorBody,
+  507: errorBody,
 };
 
 export const operationRoutes: FastifyPluginAsyncZod<{ cluster: ClusterService }> = async (
@@ -84,6 +93,8 @@ export const operationRoutes: FastifyPluginAsyncZod<{ cluster: ClusterService }>
       schema: {
         tags: ["operations"],
         summary: "Preflight of every node (ssh, sudo, tools, port, disk, clock)",
+        description:
+          "While a check runs, asking again answers with the running check instead of starting another.",
         response: { 202: operationRecord, 401: errorBody },
       },
     },

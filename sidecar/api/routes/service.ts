@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import type { Registry } from "prom-client";
 import { z } from "zod";
+import { errorBody } from "../schemas.js";
 
 export const serviceRoutes: FastifyPluginAsyncZod<{ registry: Registry }> = async (app, { registry }) => {
   app.get(
@@ -23,11 +24,13 @@ export const serviceRoutes: FastifyPluginAsyncZod<{ registry: Registry }> = asyn
         tags: ["service"],
         summary: "Prometheus metrics (text exposition format)",
         produces: ["text/plain"],
+        response: { 401: errorBody },
       },
     },
     async (_request, reply) => {
-      reply.header("content-type", registry.contentType);
-      return registry.metrics();
+      const text = await registry.metrics();
+      // Sent as text, not through the JSON serializer (its schema lists only the error).
+      return reply.header("content-type", registry.contentType).send(text as never);
     },
   );
 };

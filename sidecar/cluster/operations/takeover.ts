@@ -1,5 +1,6 @@
 import { backupDate, networkOfBackup, parseBackup, toZigpyBackup } from "../../coordinator/backup.js";
 import {
+  checkCounter,
   compareNvram,
   countItems,
   type NetworkIdentity,
@@ -844,6 +845,8 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
       const backupNet = backup ? networkOfBackup(backup) : undefined;
       const highest = Math.max(nvramNet?.frame_counter ?? 0, backupNet?.frame_counter ?? 0);
       const target = highest + increment;
+      // Before the target's dongle is touched: a counter that would wrap cannot be restored.
+      checkCounter(target);
       const backupTime = backup
         ? (backupDate(backup)?.getTime() ?? Date.parse(backupFile?.created_at ?? ""))
         : Number.NaN;

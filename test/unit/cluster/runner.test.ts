@@ -1,11 +1,12 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConflictError } from "../../../sidecar/cluster/errors.js";
+import { ConflictError, StorageUnavailableError } from "../../../sidecar/cluster/errors.js";
 import { markInterrupted, OperationRunner, type Step, StepFailure } from "../../../sidecar/cluster/runner.js";
 import { EventBus, type Stamped } from "../../../sidecar/notify/bus.js";
 import { Journal } from "../../../sidecar/store/journal.js";
+import { StorageHealth } from "../../../sidecar/store/storage.js";
 
 function world() {
   const path = join(mkdtempSync(join(tmpdir(), "z2mha-runner-")), "journal.jsonl");
@@ -238,5 +239,104 @@ describe("operation runner", () => {
     const ops = again.replay().operations;
     expect(ops[0]?.status).toBe("interrupted");
     expect(markInterrupted(again, ops)).toEqual([]);
+  });
+});
+
+describe("operation runner on a disk that refuses writes", () => {
+  function fullDisk() {
+    const dir = mkdtempSync(join(tmpdir(), "z2mha-runner-"));
+    const disk = { full: false };
+    const storage = new StorageHealth(dir, { minFreeBytes: 0 });
+    const journal = Journal.open(join(dir, "journal.jsonl"), {
+      storage,
+      write: (fd, data) => {
+        if (disk.full) throw Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" });
+        writeSync(fd, data);
+      },
+    });
+    const bus = new EventBus();
+    return { disk, storage, journal, runner: new OperationRunner(journal, bus, { storage }) };
+  }
+
+  const plan = (steps: Step<unknown>[], mutating = true) => ({
+    kind: "sync" as const,
+    mutating,
+    trigger: "test",
+    params: {},
+    ctx: {},
+    steps,
+  });
+
+  it("an operation whose journal writes fail still ends, and leaves no phantom running operation", async () => {
+    const { disk, runner } = fullDisk();
+    const op = await runner.run(
+      plan([
+        {
+          key: "fill",
+          name: "fill the disk",
+          timeoutMs: 1000,
+          run: async () => {
+            disk.full = true;
+          },
+        },
+        ok("after"),
+      ]),
+    );
+    expect(op.status).toBe("succeeded");
+    expect(runner.running).toBeUndefined();
+  });
+
+  it("refuses a new mutating operation with a storage error while the disk refuses, and takes one once it does not", async () => {
+    const { disk, runner } = fullDisk();
+    disk.full = true;
+    runner.record("decision", "test", "succeeded", {});
+    expect(() => runner.start(plan([ok("one")]))).toThrow(StorageUnavailableError);
+    // Checks (not mutating) still run: they only read.
+    expect((await runner.run(plan([ok("look")], false))).status).toBe("succeeded");
+    disk.full = false;
+    const op = await runner.run(plan([ok("one")]));
+    expect(op.status).toBe("succeeded");
+  });
+});
+
+describe("an interrupted step is given time to wind down", () => {
+  it("after a timeout the runner waits for the step's own end (its remote command stopped) before the rollback", async () => {
+    const { runner } = world();
+    const order: string[] = [];
+    const op = await runner.run({
+      kind: "switchover",
+      mutating: true,
+      trigger: "test",
+      params: {},
+      ctx: {},
+      steps: [
+        {
+          key: "slow",
+          name: "slow",
+          timeoutMs: 20,
+          run: ({ signal }) =>
+            new Promise<void>((_, reject) =>
+              signal.addEventListener("abort", () =>
+                setTimeout(() => {
+                  order.push("remote command ended");
+                  reject(signal.reason);
+                }, 100),
+              ),
+            ),
+        },
+      ],
+      rollback: () => [
+        {
+          key: "undo",
+          name: "undo",
+          timeoutMs: 1000,
+          run: async () => {
+            order.push("rollback");
+          },
+        },
+      ],
+    });
+    expect(op.status).toBe("rolled_back");
+    expect(order).toEqual(["remote command ended", "rollback"]);
   });
 });

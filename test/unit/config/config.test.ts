@@ -191,3 +191,65 @@ describe("command strings", () => {
     expect(splitCommand(input)).toHaveProperty("error");
   });
 });
+
+describe("what a careless config cannot do (issue 12)", () => {
+  const withNode = (extra: Record<string, unknown>) => ({
+    ...valid(),
+    nodes: [node("node1", extra), node("node2")],
+  });
+
+  it.each(["/", "/opt", "/etc", "/home"])(
+    "data_dir %s is refused: the sidecar would walk and prune it",
+    (dir) => {
+      expect(problems(withNode({ data_dir: dir }))[0]).toMatch(/^nodes\[0\]\.data_dir: .*system directory/);
+    },
+  );
+
+  it.each(["/opt/zigbee2mqtt/data/", "/opt/../etc", "/opt//zigbee2mqtt/data", "/opt/./data"])(
+    "a data_dir that is not normalised (%s) is refused",
+    (dir) => {
+      expect(problems(withNode({ data_dir: dir }))[0]).toMatch(/^nodes\[0\]\.data_dir: must/);
+    },
+  );
+
+  it("staging_dir inside data_dir, or data_dir inside staging_dir, is refused", () => {
+    expect(problems(withNode({ data_dir: "/opt/z2m/data", staging_dir: "/opt/z2m/data/ha" }))).toEqual([
+      expect.stringMatching(/^nodes\[0\]\.staging_dir: must not be inside data_dir/),
+    ]);
+    expect(problems(withNode({ data_dir: "/srv/ha/data", staging_dir: "/srv/ha" }))).toEqual([
+      expect.stringMatching(/^nodes\[0\]\.data_dir: must not be inside staging_dir/),
+    ]);
+  });
+
+  it("an inline API token shorter than 16 characters is refused", () => {
+    expect(problems({ ...valid(), server: { token: "x" } })).toEqual([
+      "server.token: must be at least 16 characters",
+    ]);
+    expect(
+      parseConfig(stringify({ ...valid(), server: { token: "0123456789abcdef" } })).server.token?.reveal(),
+    ).toBe("0123456789abcdef");
+  });
+
+  it("frame_counter_increment is bounded", () => {
+    expect(problems({ ...valid(), failover: { frame_counter_increment: 2 ** 31 } })[0]).toMatch(
+      /^failover\.frame_counter_increment: /,
+    );
+  });
+
+  it("sizes take units", () => {
+    const config = parseConfig(
+      stringify({ ...valid(), storage: { min_free: "8MiB", snapshots_max_bytes: "1GB" } }),
+    );
+    expect(config.storage).toEqual({ min_free: 8 * 1024 * 1024, snapshots_max_bytes: 1e9 });
+    expect(problems({ ...valid(), storage: { min_free: "lots" } })[0]).toMatch(
+      /^storage\.min_free: bad size/,
+    );
+  });
+
+  it("TLS: self_signed or both files", () => {
+    expect(parseConfig(stringify({ ...valid(), server: { tls: "self_signed" } })).server.tls).toBe(
+      "self_signed",
+    );
+    expect(problems({ ...valid(), server: { tls: { cert: "/c.pem" } } })[0]).toMatch(/^server\.tls/);
+  });
+});
