@@ -253,14 +253,17 @@ export class Cluster implements ClusterService {
   }
 
   switchover(request: TakeoverRequest, trigger: string): OperationRecord {
+    this.cx.runner.assertWritable();
     return this.cx.runner.start(switchoverPlan(this.cx, this.monitor, { ...request, trigger }));
   }
 
   failover(request: TakeoverRequest, trigger: string): OperationRecord {
+    this.cx.runner.assertWritable();
     return this.cx.runner.start(failoverPlan(this.cx, this.monitor, { ...request, trigger }));
   }
 
   sync(trigger: string, reason?: string): OperationRecord {
+    this.cx.runner.assertWritable();
     return this.cx.runner.start(
       syncPlan(this.cx, {
         trigger,
@@ -319,6 +322,7 @@ export class Cluster implements ClusterService {
   }
 
   restoreSnapshot(id: string, node: string, trigger: string): OperationRecord {
+    this.cx.runner.assertWritable();
     const snapshot = this.cx.snapshots.getData(id);
     if (!snapshot) throw new NotFoundError(`no data snapshot "${id}"`);
     nodeOf(this.cx, node);

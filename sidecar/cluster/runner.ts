@@ -113,6 +113,16 @@ export class OperationRunner {
     return op ? structuredClone(op) : undefined;
   }
 
+  /**
+   * Throws StorageUnavailableError while the state dir refuses writes: an operation that cannot
+   * be journaled could not be recovered after a crash. Asked before a mutating operation is even
+   * planned, so that a full disk is what the caller hears about first.
+   */
+  assertWritable(): void {
+    const problem = this.options.storage?.check();
+    if (problem) throw new StorageUnavailableError(problem.message, problem.code);
+  }
+
   /** A running operation of this kind, mutating or not (e.g. a check already under way). */
   runningOf(kind: OperationKind): OperationRecord | undefined {
     const op = this.#history.find((o) => o.kind === kind && o.status === "running");
@@ -207,11 +217,7 @@ export class OperationRunner {
         this.#current.id,
       );
     }
-    if (plan.mutating) {
-      // An operation that cannot be journaled could not be recovered after a crash.
-      const problem = this.options.storage?.check();
-      if (problem) throw new StorageUnavailableError(problem.message, problem.code);
-    }
+    if (plan.mutating) this.assertWritable();
     const now = new Date().toISOString();
     const op: OperationRecord = {
       id: newOperationId(),

@@ -1,12 +1,12 @@
 import {
-  closeSync,
+  lstatSync,
   mkdirSync,
-  openSync,
   readFileSync,
+  readlinkSync,
   rmdirSync,
   rmSync,
   statSync,
-  writeSync,
+  symlinkSync,
 } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -20,7 +20,7 @@ export class StateDirLockedError extends Error {
     super(
       `${dir} is in use by another sidecar (pid ${holder.pid} on ${holder.host}, since ${holder.since}): ` +
         "two sidecars on one state dir would both run the failover policy against the same nodes. " +
-        `Stop that one first (or, if it is gone for good and on another host, remove ${join(dir, LOCK_FILE)}).`,
+        `Stop that one first (or, if it is gone for good and ran on another host, remove ${join(dir, LOCK_FILE)}).`,
     );
     this.name = "StateDirLockedError";
   }
@@ -47,8 +47,13 @@ function processStart(pid: number): string | undefined {
   }
 }
 
+/** Host names are cut so that the whole link stays short (stored in the inode, even on a full disk). */
+function shortHost(): string {
+  return hostname().slice(0, 40);
+}
+
 function alive(holder: LockHolder): boolean {
-  if (holder.host !== hostname()) return true; // cannot tell: a shared state dir on another host counts as held
+  if (holder.host !== shortHost()) return true; // cannot tell: a shared state dir on another host counts as held
   if (holder.pid === process.pid) return false; // our own pid from an earlier life (a container restarted)
   try {
     process.kill(holder.pid, 0);
@@ -59,16 +64,13 @@ function alive(holder: LockHolder): boolean {
   return holder.start === undefined || start === undefined || start === holder.start;
 }
 
+/** The lock is a symlink whose target names the holder: `pid:start:host`. */
 function readHolder(path: string): LockHolder | undefined {
   try {
-    const parsed = JSON.parse(readFileSync(path, "utf8")) as Partial<LockHolder>;
-    if (typeof parsed.pid !== "number" || typeof parsed.host !== "string") return undefined;
-    return {
-      pid: parsed.pid,
-      host: parsed.host,
-      since: typeof parsed.since === "string" ? parsed.since : "?",
-      ...(typeof parsed.start === "string" ? { start: parsed.start } : {}),
-    };
+    const [pid, start, ...host] = readlinkSync(path).split(":");
+    const since = new Date(lstatSync(path).mtimeMs).toISOString();
+    if (!pid || !/^\d+$/.test(pid)) return undefined;
+    return { pid: Number(pid), host: host.join(":"), since, ...(start ? { start } : {}) };
   } catch {
     return undefined;
   }
@@ -80,34 +82,31 @@ export interface StateDirLock {
 }
 
 /**
- * Takes the state dir for this process: `sidecar.lock` names the holder (pid, host, process start
- * time). A lock left by a process that is gone (a crash, a power loss, a container restart that
- * reused the pid) is taken over; one held by a live process throws StateDirLockedError. Taking over
- * a stale lock happens under a second, short-lived lock (a directory, created atomically), so two
- * sidecars starting at once cannot both take it.
+ * Takes the state dir for this process. `sidecar.lock` is a symbolic link naming the holder (pid,
+ * process start time, host): made in one atomic step, and short enough to live in the inode, so
+ * that a sidecar can start (and report) on a disk that is full. A lock left by a process that is
+ * gone (a crash, a power loss, a container restart that reused the pid) is taken over; one held
+ * by a live process throws StateDirLockedError. Taking over a stale lock happens under a second,
+ * short-lived lock (a directory, made atomically), so two sidecars starting at once cannot both
+ * take it.
  */
 export function lockStateDir(dir: string): StateDirLock {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, LOCK_FILE);
-  const me: LockHolder = {
-    pid: process.pid,
-    host: hostname(),
-    since: new Date().toISOString(),
-    ...(processStart(process.pid) ? { start: processStart(process.pid) as string } : {}),
-  };
+  const start = processStart(process.pid);
+  const target = `${process.pid}:${start ?? ""}:${shortHost()}`;
   for (let attempt = 0; attempt < 50; attempt++) {
     try {
-      const fd = openSync(path, "wx", 0o600);
-      try {
-        writeSync(fd, `${JSON.stringify(me)}\n`);
-      } finally {
-        closeSync(fd);
-      }
+      symlinkSync(target, path);
+      const me = readHolder(path) as LockHolder;
       return {
         holder: me,
         release: () => {
-          if (readHolder(path)?.pid === me.pid && readHolder(path)?.start === me.start)
-            rmSync(path, { force: true });
+          try {
+            if (readlinkSync(path) === target) rmSync(path, { force: true });
+          } catch {
+            // already gone
+          }
         },
       };
     } catch (error) {
@@ -115,9 +114,7 @@ export function lockStateDir(dir: string): StateDirLock {
     }
     const holder = readHolder(path);
     if (holder && alive(holder)) throw new StateDirLockedError(dir, holder);
-    // A lock file being written right now reads as empty: look again in a moment.
-    if (!holder && ageMs(path) < 2_000) pause(20);
-    else takeOverStale(path, holder);
+    takeOverStale(path, holder);
   }
   throw new Error(`could not take ${path}: it keeps changing`);
 }
@@ -146,14 +143,6 @@ function takeOverStale(path: string, seen: LockHolder | undefined): void {
     if (same && !(now && alive(now))) rmSync(path, { force: true });
   } finally {
     rmdirSync(guard);
-  }
-}
-
-function ageMs(path: string): number {
-  try {
-    return Date.now() - statSync(path).mtimeMs;
-  } catch {
-    return Number.POSITIVE_INFINITY;
   }
 }
 

@@ -41,12 +41,13 @@ export async function writeTestConfig(extra: Record<string, unknown> = {}): Prom
   const dir = mkdtempSync(join(tmpdir(), "z2mha-test-"));
   const port = await freePort();
   const stateDir = join(dir, "state");
+  const { server, ...rest } = extra as { server?: Record<string, unknown> };
   const config = {
     state_dir: stateDir,
-    server: { host: "127.0.0.1", port },
+    server: { host: "127.0.0.1", port, ...server },
     mqtt: { url: "mqtt://127.0.0.1:1" },
     nodes: unreachableNodes(),
-    ...extra,
+    ...rest,
   };
   const path = join(dir, "config.yaml");
   writeFileSync(path, stringify(config));

@@ -656,6 +656,8 @@ export function switchoverPlan(
   monitor: Monitor,
   request: TakeoverRequest,
 ): OperationPlan<TakeoverContext> {
+  // An unknown target is the request's fault (404) before anything about the cluster's state.
+  if (request.target) nodeOf(cx, request.target);
   const active = cx.state.get().active;
   if (!active) throw new PreconditionError("no active node is known: use failover to bring one up");
   const to = chooseTarget(cx, monitor, active, request.target);

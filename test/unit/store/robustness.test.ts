@@ -9,7 +9,9 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readlinkSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
   writeSync,
 } from "node:fs";
@@ -242,10 +244,7 @@ describe("state dir lock", () => {
     const dir = tempDir("z2mha-lock-");
     const child = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"]);
     try {
-      writeFileSync(
-        join(dir, LOCK_FILE),
-        JSON.stringify({ pid: child.pid, host: hostname(), since: "then" }),
-      );
+      symlinkSync(`${child.pid}::${hostname()}`, join(dir, LOCK_FILE));
       expect(() => lockStateDir(dir)).toThrow(StateDirLockedError);
       expect(() => lockStateDir(dir)).toThrow(new RegExp(`pid ${child.pid}`));
     } finally {
@@ -257,9 +256,9 @@ describe("state dir lock", () => {
     const dir = tempDir("z2mha-lock-");
     const child = spawn(process.execPath, ["-e", ""]);
     await new Promise((r) => child.on("exit", r));
-    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: child.pid, host: hostname(), since: "then" }));
+    symlinkSync(`${child.pid}::${hostname()}`, join(dir, LOCK_FILE));
     const lock = lockStateDir(dir);
-    expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), "utf8")).pid).toBe(process.pid);
+    expect(readlinkSync(join(dir, LOCK_FILE))).toMatch(new RegExp(`^${process.pid}:`));
     lock.release();
     expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
   });
