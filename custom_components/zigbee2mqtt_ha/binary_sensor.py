@@ -9,12 +9,12 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
-from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import ClusterStatus, NodeStatus
+from .compat import BinarySensorDeviceClass
 from .coordinator import Zigbee2mqttHaConfigEntry
 from .entity import Zigbee2mqttHaEntity
 

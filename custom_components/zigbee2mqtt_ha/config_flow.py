@@ -24,7 +24,6 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
-import probatio
 
 from .api import (
     SidecarAuthenticationError,
@@ -32,6 +31,7 @@ from .api import (
     SidecarConnectionError,
     SidecarInfo,
 )
+from .compat import vol
 from .const import (
     CONF_EVENTS,
     CONF_REFRESH_INTERVAL,
@@ -99,12 +99,12 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
 
         return self.async_show_form(
             step_id="user",
-            data_schema=probatio.Schema(
+            data_schema=vol.Schema(
                 {
-                    probatio.Required(
+                    vol.Required(
                         CONF_URL, default=user_input.get(CONF_URL, "http://")
                     ): URL_SELECTOR,
-                    probatio.Required(CONF_TOKEN): TOKEN_SELECTOR,
+                    vol.Required(CONF_TOKEN): TOKEN_SELECTOR,
                 }
             ),
             errors=errors,
@@ -135,9 +135,7 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
 
         return self.async_show_form(
             step_id="reauth_confirm",
-            data_schema=probatio.Schema(
-                {probatio.Required(CONF_TOKEN): TOKEN_SELECTOR}
-            ),
+            data_schema=vol.Schema({vol.Required(CONF_TOKEN): TOKEN_SELECTOR}),
             description_placeholders={"url": entry.data[CONF_URL]},
             errors=errors,
         )
@@ -162,10 +160,10 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
 
         return self.async_show_form(
             step_id="reconfigure",
-            data_schema=probatio.Schema(
+            data_schema=vol.Schema(
                 {
-                    probatio.Required(CONF_URL, default=url): URL_SELECTOR,
-                    probatio.Required(CONF_TOKEN): TOKEN_SELECTOR,
+                    vol.Required(CONF_URL, default=url): URL_SELECTOR,
+                    vol.Required(CONF_TOKEN): TOKEN_SELECTOR,
                 }
             ),
             errors=errors,
@@ -196,9 +194,9 @@ class Zigbee2mqttHaOptionsFlow(OptionsFlowWithReload):
         options = self.config_entry.options
         return self.async_show_form(
             step_id="init",
-            data_schema=probatio.Schema(
+            data_schema=vol.Schema(
                 {
-                    probatio.Required(
+                    vol.Required(
                         CONF_EVENTS, default=options.get(CONF_EVENTS, DEFAULT_EVENTS)
                     ): SelectSelector(
                         SelectSelectorConfig(
@@ -207,7 +205,7 @@ class Zigbee2mqttHaOptionsFlow(OptionsFlowWithReload):
                             translation_key=CONF_EVENTS,
                         )
                     ),
-                    probatio.Required(
+                    vol.Required(
                         CONF_REFRESH_INTERVAL,
                         default=options.get(
                             CONF_REFRESH_INTERVAL, DEFAULT_REFRESH_INTERVAL

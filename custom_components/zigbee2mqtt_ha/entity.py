@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from homeassistant.const import CONF_URL
-from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .api import NodeStatus
+from .compat import link_to_hub
 from .const import DOMAIN
 from .coordinator import Zigbee2mqttHaConfigEntry, Zigbee2mqttHaCoordinator
 
@@ -48,17 +48,16 @@ class Zigbee2mqttHaEntity(CoordinatorEntity[Zigbee2mqttHaCoordinator]):
             self._attr_device_info = hub_device_info(entry)
         else:
             self._attr_unique_id = f"{entry.unique_id}_{node_id}_{description.key}"
-            self._attr_device_info = DeviceInfo(
-                identifiers={(DOMAIN, f"{info.instance_id}_{node_id}")},
-                name=f"zigbee2mqtt {node_id}",
-                manufacturer="zigbee2mqtt-ha",
-                model="zigbee2mqtt node",
-                # The hub device is registered in async_setup_entry, before any platform.
-                via_device_id=dr.async_get_device_id_by_identifier(
-                    self.coordinator.hass,
-                    (DOMAIN, info.instance_id),
-                    config_entry_id=entry.entry_id,
+            self._attr_device_info = link_to_hub(
+                self.coordinator.hass,
+                DeviceInfo(
+                    identifiers={(DOMAIN, f"{info.instance_id}_{node_id}")},
+                    name=f"zigbee2mqtt {node_id}",
+                    manufacturer="zigbee2mqtt-ha",
+                    model="zigbee2mqtt node",
                 ),
+                (DOMAIN, info.instance_id),
+                config_entry_id=entry.entry_id,
             )
 
     @property

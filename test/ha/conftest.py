@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, Callable
 
 from homeassistant.const import CONF_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -79,3 +79,17 @@ def entity_id(hass: HomeAssistant, platform: str, unique_id_suffix: str) -> str:
         f"no {platform} entity with unique id suffix {unique_id_suffix}"
     )
     return found
+
+
+def device(
+    hass: HomeAssistant, entry: MockConfigEntry, identifier: str
+) -> dr.DeviceEntry | None:
+    """The entry's device with the identifier (`DOMAIN`, identifier), if registered.
+
+    Found by listing: the registry's lookup by identifier changed in 2026.8, and the tests run
+    on older releases too.
+    """
+    for found in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id):
+        if (DOMAIN, identifier) in found.identifiers:
+            return found
+    return None

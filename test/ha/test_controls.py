@@ -14,6 +14,7 @@ from homeassistant.const import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -258,3 +259,29 @@ async def test_action_needs_a_loaded_sidecar(
     await hass.async_block_till_done()
     with pytest.raises(ServiceValidationError):
         await hass.services.async_call(DOMAIN, "check", {}, blocking=True)
+
+
+async def test_action_without_entry_id_needs_exactly_one_sidecar(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sidecar: FakeSidecar
+) -> None:
+    """With a second sidecar configured, an action must say which one it is for."""
+    MockConfigEntry(domain=DOMAIN, title="garage", unique_id="other").add_to_hass(hass)
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(DOMAIN, "check", {}, blocking=True)
+    assert caught.value.translation_key == "which_sidecar"
+    # Named, it goes to that one.
+    await hass.services.async_call(
+        DOMAIN,
+        "check",
+        {ATTR_CONFIG_ENTRY_ID: init_integration.entry_id},
+        blocking=True,
+    )
+    assert len(sidecar.calls("POST", "/api/v1/check")) == 1
+
+
+async def test_action_with_no_sidecar_configured(hass: HomeAssistant) -> None:
+    """The actions exist before any sidecar is added, and say there is none."""
+    assert await async_setup_component(hass, DOMAIN, {})
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(DOMAIN, "sync", {}, blocking=True)
+    assert caught.value.translation_key == "no_sidecar"

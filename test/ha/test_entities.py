@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN, EntityCategory
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.zigbee2mqtt_ha.const import DOMAIN
-
-from .conftest import entity_id
+from .conftest import device, entity_id
 from .fake_sidecar import INSTANCE_ID, FakeSidecar
 
 
@@ -73,23 +71,17 @@ async def test_node_entities_for_the_mix(
 async def test_devices_and_registry(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    device_registry: dr.DeviceRegistry,
     entity_registry: er.EntityRegistry,
 ) -> None:
     """One hub device, one device per node under it; ids and categories as documented."""
-    entry_id = init_integration.entry_id
-    hub = device_registry.async_get_device_by_identifier(
-        (DOMAIN, INSTANCE_ID), entry_id
-    )
+    hub = device(hass, init_integration, INSTANCE_ID)
     assert hub is not None
     assert hub.sw_version == "0.1.0"
     for node in ("node1", "node2", "node3"):
-        device = device_registry.async_get_device_by_identifier(
-            (DOMAIN, f"{INSTANCE_ID}_{node}"), entry_id
-        )
-        assert device is not None
-        assert device.via_device_id == hub.id
-        assert device.name == f"zigbee2mqtt {node}"
+        node_device = device(hass, init_integration, f"{INSTANCE_ID}_{node}")
+        assert node_device is not None
+        assert node_device.via_device_id == hub.id
+        assert node_device.name == f"zigbee2mqtt {node}"
 
     entries = er.async_entries_for_config_entry(
         entity_registry, init_integration.entry_id
