@@ -23,7 +23,7 @@ from .coordinator import (
 )
 from .entity import hub_device_info
 from .event_stream import EventStreamListener
-from .repairs import async_track_alert_issues
+from .issues import async_track_alert_issues
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
