@@ -66,7 +66,7 @@ run() { run_in /opt/ha-venv "$@"; }
 ha_version() { run_in "$1" python -c 'import homeassistant.const as c; print(c.__version__)'; }
 
 failed=()
-targets=(custom_components/zigbee2mqtt_ha test/ha)
+targets=(custom_components/zigbee2mqtt_ha test/ha scripts/brand_images.py)
 echo "== ruff check"
 run ruff check --no-cache "${targets[@]}" || failed+=("ruff check")
 echo "== ruff format --check"
