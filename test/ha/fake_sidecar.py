@@ -137,6 +137,8 @@ class FakeSidecar:
         self.requests: list[Request] = []
         # (method, path) -> (http status, error code, message, details): answered once.
         self.errors: dict[tuple[str, str], tuple[int, str, str, dict[str, Any]]] = {}
+        # (method, path) -> (http status, body, content type): what a proxy in front says.
+        self.raw: dict[tuple[str, str], tuple[int, str, str]] = {}
         self.port = 0
         self._seq = 0
         self._streams: list[asyncio.Queue[str | None]] = []
@@ -168,6 +170,17 @@ class FakeSidecar:
     ) -> None:
         """Answer the next request to an endpoint with an API error (status 0: hang up)."""
         self.errors[(method, path)] = (status, code, message, details)
+
+    def answer_next_raw(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        body: str,
+        content_type: str = "text/html",
+    ) -> None:
+        """Answer the next request to an endpoint with this body, as a reverse proxy would."""
+        self.raw[(method, path)] = (status, body, content_type)
 
     async def start(self) -> None:
         """Listen on loopback (on the same port as before, after a stop)."""
@@ -217,6 +230,9 @@ class FakeSidecar:
         self.requests.append(
             Request(request.method, request.path, body, dict(request.headers))
         )
+        if raw := self.raw.pop((request.method, request.path), None):
+            status, text, content_type = raw
+            return web.Response(status=status, text=text, content_type=content_type)
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return _error(401, "unauthorized", "invalid token")
         if failure := self.errors.pop((request.method, request.path), None):

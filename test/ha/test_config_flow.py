@@ -52,6 +52,7 @@ async def test_user_adds_sidecar(hass: HomeAssistant, sidecar: FakeSidecar) -> N
     ("break_it", "field", "error"),
     [
         ("wrong_token", CONF_TOKEN, "invalid_auth"),
+        ("proxy_refuses_token", CONF_TOKEN, "invalid_auth"),
         ("nothing_listens", CONF_URL, "cannot_connect"),
         ("not_a_sidecar", "base", "unknown"),
     ],
@@ -66,6 +67,8 @@ async def test_user_errors_then_recovers(
     url, token = sidecar.url, sidecar.token
     if break_it == "wrong_token":
         token = "not-the-token"
+    elif break_it == "proxy_refuses_token":
+        sidecar.answer_next_raw("GET", "/api/v1/info", 401, "<html>401</html>")
     elif break_it == "nothing_listens":
         await sidecar.stop()
     else:

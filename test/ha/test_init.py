@@ -150,3 +150,32 @@ async def test_a_new_node_on_the_sidecar_reloads_the_entry(
     await hass.async_block_till_done()
     await wait_for(lambda: sidecar.open_streams == 1)
     assert current(hass, "sensor", "node4_health") == "standby_not_ready"
+
+
+PROXY_401 = "<html><head><title>401 Authorization Required</title></head></html>"
+
+
+async def test_a_proxys_html_401_at_setup_asks_for_a_new_token(
+    hass: HomeAssistant, sidecar: FakeSidecar, mock_config_entry: MockConfigEntry
+) -> None:
+    """A reverse proxy in front of the sidecar refuses the token with an HTML page."""
+    sidecar.answer_next_raw("GET", "/api/v1/info", 401, PROXY_401)
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == [SOURCE_REAUTH]
+
+
+async def test_an_html_error_page_is_not_taken_for_the_sidecar(
+    hass: HomeAssistant, sidecar: FakeSidecar, mock_config_entry: MockConfigEntry
+) -> None:
+    """A proxy's 502 page at setup: Home Assistant retries, saying what answered."""
+    sidecar.answer_next_raw("GET", "/api/v1/info", 502, "<html>Bad Gateway</html>")
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert mock_config_entry.reason is not None
+    assert "HTTP 502, not JSON" in mock_config_entry.reason
