@@ -81,6 +81,20 @@ async def async_setup_entry(
     return True
 
 
+async def async_migrate_entry(
+    hass: HomeAssistant, entry: Zigbee2mqttHaConfigEntry
+) -> bool:
+    """Bring an entry saved by an older version up to date."""
+    if entry.version > 1:
+        # Saved by a newer version of the integration: nothing here can read it.
+        return False
+    if entry.minor_version < 2:
+        # 1.2: the full-refresh interval is no longer an option.
+        options = {k: v for k, v in entry.options.items() if k != "refresh_interval"}
+        hass.config_entries.async_update_entry(entry, options=options, minor_version=2)
+    return True
+
+
 async def async_unload_entry(
     hass: HomeAssistant, entry: Zigbee2mqttHaConfigEntry
 ) -> bool:

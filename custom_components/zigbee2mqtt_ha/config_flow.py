@@ -15,9 +15,6 @@ from homeassistant.const import CONF_TOKEN, CONF_URL
 from homeassistant.core import callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
     SelectSelector,
     SelectSelectorConfig,
     TextSelector,
@@ -32,17 +29,7 @@ from .api import (
     SidecarInfo,
 )
 from .compat import vol
-from .const import (
-    CONF_EVENTS,
-    CONF_REFRESH_INTERVAL,
-    DEFAULT_EVENTS,
-    DEFAULT_REFRESH_INTERVAL,
-    DOMAIN,
-    EVENT_TYPES,
-    LOGGER,
-    MAX_REFRESH_INTERVAL,
-    MIN_REFRESH_INTERVAL,
-)
+from .const import CONF_EVENTS, DEFAULT_EVENTS, DOMAIN, EVENT_TYPES, LOGGER
 from .coordinator import Zigbee2mqttHaConfigEntry
 
 URL_SELECTOR = TextSelector(
@@ -59,6 +46,8 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a sidecar."""
 
     VERSION = 1
+    # 1.2: the options lost the refresh interval (async_migrate_entry).
+    MINOR_VERSION = 2
 
     async def _async_validate(
         self, url: str, token: str, errors: dict[str, str]
@@ -173,12 +162,12 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
     @callback
     @override
     def async_get_options_flow(config_entry: Zigbee2mqttHaConfigEntry) -> OptionsFlow:
-        """Options: which events to fire, how often to refresh in full."""
+        """Options: which events to fire."""
         return Zigbee2mqttHaOptionsFlow()
 
 
 class Zigbee2mqttHaOptionsFlow(OptionsFlowWithReload):
-    """Which Home Assistant events to fire, and the full-refresh interval."""
+    """Which Home Assistant events to fire."""
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
@@ -186,10 +175,7 @@ class Zigbee2mqttHaOptionsFlow(OptionsFlowWithReload):
         """Show the options."""
         if user_input is not None:
             return self.async_create_entry(
-                data={
-                    CONF_EVENTS: list(user_input[CONF_EVENTS]),
-                    CONF_REFRESH_INTERVAL: int(user_input[CONF_REFRESH_INTERVAL]),
-                }
+                data={CONF_EVENTS: list(user_input[CONF_EVENTS])}
             )
         options = self.config_entry.options
         return self.async_show_form(
@@ -203,20 +189,6 @@ class Zigbee2mqttHaOptionsFlow(OptionsFlowWithReload):
                             options=list(EVENT_TYPES),
                             multiple=True,
                             translation_key=CONF_EVENTS,
-                        )
-                    ),
-                    vol.Required(
-                        CONF_REFRESH_INTERVAL,
-                        default=options.get(
-                            CONF_REFRESH_INTERVAL, DEFAULT_REFRESH_INTERVAL
-                        ),
-                    ): NumberSelector(
-                        NumberSelectorConfig(
-                            min=MIN_REFRESH_INTERVAL,
-                            max=MAX_REFRESH_INTERVAL,
-                            step=1,
-                            unit_of_measurement="s",
-                            mode=NumberSelectorMode.BOX,
                         )
                     ),
                 }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from typing import Any, override
 
 from homeassistant.config_entries import ConfigEntry
@@ -25,11 +24,10 @@ from .api import (
 )
 from .const import (
     CONF_EVENTS,
-    CONF_REFRESH_INTERVAL,
     DEFAULT_EVENTS,
-    DEFAULT_REFRESH_INTERVAL,
     DOMAIN,
     EVENT_TYPES,
+    FULL_REFRESH_INTERVAL,
     LOGGER,
 )
 from .helpers import sidecar_errors
@@ -70,11 +68,7 @@ class Zigbee2mqttHaCoordinator(DataUpdateCoordinator[ClusterStatus]):
             LOGGER,
             config_entry=entry,
             name=f"zigbee2mqtt-ha {entry.title}",
-            update_interval=timedelta(
-                seconds=entry.options.get(
-                    CONF_REFRESH_INTERVAL, DEFAULT_REFRESH_INTERVAL
-                )
-            ),
+            update_interval=FULL_REFRESH_INTERVAL,
         )
 
     @override

@@ -10,7 +10,6 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.zigbee2mqtt_ha.const import (
     CONF_EVENTS,
-    CONF_REFRESH_INTERVAL,
     EVENT_FAILOVER,
     EVENT_SWITCHOVER,
 )
@@ -93,7 +92,7 @@ async def test_options_turn_an_event_off(
     mock_config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
         mock_config_entry,
-        options={CONF_EVENTS: ["failover"], CONF_REFRESH_INTERVAL: 60},
+        options={CONF_EVENTS: ["failover"]},
     )
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await wait_for(lambda: sidecar.open_streams == 1)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.const import (
+    CONF_TOKEN,
+    CONF_URL,
+    STATE_OFF,
+    STATE_ON,
+    STATE_UNAVAILABLE,
+)
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.zigbee2mqtt_ha.const import DOMAIN
+from custom_components.zigbee2mqtt_ha.const import DOMAIN, FULL_REFRESH_INTERVAL
 
 from .conftest import entity_id, wait_for
-from .fake_sidecar import FakeSidecar, node, operation
+from .fake_sidecar import INSTANCE_ID, FakeSidecar, node, operation
 
 
 def current(hass: HomeAssistant, platform: str, suffix: str) -> str:
@@ -179,3 +185,27 @@ async def test_an_html_error_page_is_not_taken_for_the_sidecar(
     assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
     assert mock_config_entry.reason is not None
     assert "HTTP 502, not JSON" in mock_config_entry.reason
+
+
+async def test_an_entry_from_before_drops_its_polling_interval(
+    hass: HomeAssistant, sidecar: FakeSidecar
+) -> None:
+    """An entry saved with the old refresh-interval option loses it; the events stay."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="home",
+        unique_id=INSTANCE_ID,
+        version=1,
+        minor_version=1,
+        data={CONF_URL: sidecar.url, CONF_TOKEN: sidecar.token},
+        options={"events": ["failover"], "refresh_interval": 10},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.minor_version == 2
+    assert entry.options == {"events": ["failover"]}
+    assert entry.runtime_data.coordinator.update_interval == FULL_REFRESH_INTERVAL
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
