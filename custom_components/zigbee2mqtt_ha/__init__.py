@@ -21,7 +21,7 @@ from .coordinator import (
     Zigbee2mqttHaCoordinator,
     Zigbee2mqttHaRuntimeData,
 )
-from .entity import hub_device_info
+from .devices import async_remove_stale_node_devices, hub_device_info, node_of_device
 from .event_stream import EventStreamListener
 from .issues import async_track_alert_issues
 from .services import async_setup_services
@@ -72,6 +72,7 @@ async def async_setup_entry(
     dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id, **hub_device_info(entry)
     )
+    async_remove_stale_node_devices(hass, entry)
     async_track_alert_issues(hass, entry)
     listener = EventStreamListener(hass, entry, coordinator)
     entry.async_create_background_task(
@@ -93,6 +94,16 @@ async def async_migrate_entry(
         options = {k: v for k, v in entry.options.items() if k != "refresh_interval"}
         hass.config_entries.async_update_entry(entry, options=options, minor_version=2)
     return True
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: Zigbee2mqttHaConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Allow deleting a node's device once the sidecar no longer has the node."""
+    node_id = node_of_device(entry, device)
+    return (
+        node_id is not None and node_id not in entry.runtime_data.coordinator.data.nodes
+    )
 
 
 async def async_unload_entry(

@@ -16,7 +16,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .api import ClusterStatus, NodeStatus
 from .compat import BinarySensorDeviceClass
 from .coordinator import Zigbee2mqttHaConfigEntry
-from .entity import Zigbee2mqttHaEntity
+from .entity import Zigbee2mqttHaEntity, async_add_node_entities
 
 PARALLEL_UPDATES = 0
 
@@ -84,18 +84,20 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the binary sensors of the hub and of every node."""
-    entities: list[BinarySensorEntity] = [
+    async_add_entities(
         Zigbee2mqttHaBinarySensorEntity(entry=entry, description=description)
         for description in BINARY_SENSORS
-    ]
-    entities.extend(
-        Zigbee2mqttHaNodeBinarySensorEntity(
-            entry=entry, description=description, node_id=node_id
-        )
-        for node_id in entry.runtime_data.info.nodes
-        for description in NODE_BINARY_SENSORS
     )
-    async_add_entities(entities)
+    async_add_node_entities(
+        entry,
+        async_add_entities,
+        lambda node_id: (
+            Zigbee2mqttHaNodeBinarySensorEntity(
+                entry=entry, description=description, node_id=node_id
+            )
+            for description in NODE_BINARY_SENSORS
+        ),
+    )
 
 
 class Zigbee2mqttHaBinarySensorEntity(Zigbee2mqttHaEntity, BinarySensorEntity):

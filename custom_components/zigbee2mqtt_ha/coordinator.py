@@ -92,21 +92,7 @@ class Zigbee2mqttHaCoordinator(DataUpdateCoordinator[ClusterStatus]):
                 translation_key="unknown_error",
                 translation_placeholders={"error": str(error)},
             ) from error
-        self._async_reload_if_nodes_changed(status)
         return status
-
-    @callback
-    def _async_reload_if_nodes_changed(self, status: ClusterStatus) -> None:
-        """Reload the entry when the sidecar's set of nodes changes, for their devices."""
-        previous = self.data.nodes if self.data is not None else None
-        if previous is None or set(previous) == set(status.nodes):
-            return
-        LOGGER.info(
-            "The sidecar's nodes changed from %s to %s; reloading",
-            ", ".join(previous),
-            ", ".join(status.nodes),
-        )
-        self.hass.config_entries.async_schedule_reload(self.config_entry.entry_id)
 
     @callback
     def async_handle_event(self, event: SidecarEvent) -> None:

@@ -67,7 +67,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     async def _switchover(call: ServiceCall) -> ServiceResponse:
         entry = _entry(hass, call)
         target: str | None = call.data.get(ATTR_TARGET)
-        nodes = entry.runtime_data.info.nodes
+        nodes = list(entry.runtime_data.coordinator.data.nodes)
         if target is not None and target not in nodes:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,

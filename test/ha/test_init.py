@@ -143,21 +143,6 @@ async def test_rejected_token_while_running_starts_reauth(
     assert flows[0]["context"]["source"] == SOURCE_REAUTH
 
 
-async def test_a_new_node_on_the_sidecar_reloads_the_entry(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sidecar: FakeSidecar
-) -> None:
-    """A node added to the sidecar's config gets its device and entities."""
-    sidecar.info["nodes"] = ["node1", "node2", "node3", "node4"]
-    sidecar.status["nodes"].append(node("node4", "standby", "standby-not-ready"))
-    await sidecar.push("resync")
-    await wait_for(
-        lambda: hass.states.get("binary_sensor.zigbee2mqtt_node4_reachable") is not None
-    )
-    await hass.async_block_till_done()
-    await wait_for(lambda: sidecar.open_streams == 1)
-    assert current(hass, "sensor", "node4_health") == "standby_not_ready"
-
-
 PROXY_401 = "<html><head><title>401 Authorization Required</title></head></html>"
 
 
