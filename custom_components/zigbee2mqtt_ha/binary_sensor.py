@@ -51,6 +51,8 @@ BINARY_SENSORS: tuple[Zigbee2mqttHaBinarySensorEntityDescription, ...] = (
         translation_key="broker_connected",
         device_class=BinarySensorDeviceClass.CONNECTIVITY,
         entity_category=EntityCategory.DIAGNOSTIC,
+        # Bridge online says what matters; the broker link only helps when digging.
+        entity_registry_enabled_default=False,
         value_fn=lambda status: status.bridge.broker_connected,
     ),
 )
@@ -66,6 +68,9 @@ NODE_BINARY_SENSORS: tuple[Zigbee2mqttHaNodeBinarySensorEntityDescription, ...] 
         key="zigbee2mqtt_running",
         translation_key="zigbee2mqtt_running",
         device_class=BinarySensorDeviceClass.RUNNING,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        # The health sensor already tells an active node that is down; this is the detail.
+        entity_registry_enabled_default=False,
         value_fn=lambda node: node.zigbee2mqtt_running,
     ),
     Zigbee2mqttHaNodeBinarySensorEntityDescription(

@@ -43,7 +43,8 @@ def node_device_info(
         hass,
         DeviceInfo(
             identifiers={node_identifier(entry, node_id)},
-            name=f"zigbee2mqtt {node_id}",
+            translation_key="node",
+            translation_placeholders={"node_id": node_id},
             manufacturer="zigbee2mqtt-ha",
             model="zigbee2mqtt node",
         ),
