@@ -109,6 +109,8 @@ async def test_devices_and_registry(
         "switchover",
         "sync",
         "check",
+        "switchover_finished",
+        "failover_finished",
         *(
             f"{node}_{key}"
             for node in ("node1", "node2", "node3")

@@ -11,6 +11,7 @@ from annotatedyaml import load_yaml
 from custom_components.zigbee2mqtt_ha import (
     binary_sensor,
     button,
+    event,
     helpers,
     sensor,
     switch,
@@ -32,6 +33,7 @@ ICONS = read_json(COMPONENT / "icons.json")
 DESCRIPTIONS: dict[str, tuple[Any, ...]] = {
     "binary_sensor": binary_sensor.BINARY_SENSORS + binary_sensor.NODE_BINARY_SENSORS,
     "button": button.BUTTONS + button.NODE_BUTTONS,
+    "event": event.EVENTS,
     "sensor": sensor.SENSORS + sensor.NODE_SENSORS,
     "switch": switch.SWITCHES,
 }
@@ -64,6 +66,9 @@ def test_every_entity_has_a_name_and_an_icon() -> None:
             assert key in ICONS["entity"][platform], f"icon for {platform}.{key}"
             for option in getattr(description, "options", None) or ():
                 assert option in strings["state"], f"{platform}.{key} state {option}"
+            for event_type in getattr(description, "event_types", None) or ():
+                event_types = strings["state_attributes"]["event_type"]["state"]
+                assert event_type in event_types, f"{platform}.{key} {event_type}"
 
 
 def test_error_keys_are_translated() -> None:
