@@ -144,6 +144,8 @@ class FakeSidecar:
         self._streams: list[asyncio.Queue[str | None]] = []
         self._runner: web.AppRunner | None = None
         self.stream_connections = 0
+        # True: the open streams send nothing, not even keep-alive comments (a dead host).
+        self.silent = False
 
     @property
     def url(self) -> str:
@@ -288,7 +290,8 @@ class FakeSidecar:
                     transport = request.transport
                     if transport is None or transport.is_closing():
                         break
-                    await response.write(b": keep-alive\n\n")
+                    if not self.silent:
+                        await response.write(b": keep-alive\n\n")
                     continue
                 if frame is None:
                     break

@@ -74,16 +74,23 @@ async def test_failed_failover_fires_event_with_error(
 async def test_other_operations_and_repeats_fire_nothing_more(
     hass: HomeAssistant, init_integration: MockConfigEntry, sidecar: FakeSidecar
 ) -> None:
-    """Syncs fire no event; an operation.finished seen twice fires once."""
+    """Syncs fire no event; an operation.finished seen twice fires once.
+
+    A last switchover is the sentinel: the stream is ordered, so once its event is seen,
+    everything pushed before it was handled.
+    """
     events = async_capture_events(hass, EVENT_SWITCHOVER)
     await sidecar.push("operation.finished", operation=operation("sync", "succeeded"))
     finished = operation("switchover", "succeeded", op_id="op-44")
     await sidecar.push("operation.finished", operation=finished)
     await sidecar.push("operation.finished", operation=finished)
     await sidecar.push("operation.finished", operation=operation("check", "failed"))
-    await wait_for(lambda: len(events) >= 1)
-    await hass.async_block_till_done()
-    assert [e.data["operation_id"] for e in events] == ["op-44"]
+    await sidecar.push(
+        "operation.finished",
+        operation=operation("switchover", "failed", op_id="op-sentinel"),
+    )
+    await wait_for(lambda: any(e.data["operation_id"] == "op-sentinel" for e in events))
+    assert [e.data["operation_id"] for e in events] == ["op-44", "op-sentinel"]
 
 
 async def test_options_turn_an_event_off(
@@ -190,3 +197,25 @@ async def test_event_entities_hear_takeovers_whose_bus_events_are_off(
     assert bus == []
     await hass.config_entries.async_unload(mock_config_entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def test_options_changed_in_the_ui_take_effect(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sidecar: FakeSidecar
+) -> None:
+    """The user turns switchover events off in Configure: the entry reloads without them."""
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_EVENTS: ["failover"]}
+    )
+    await hass.async_block_till_done()
+    await wait_for(lambda: sidecar.open_streams == 1)
+    switchovers = async_capture_events(hass, EVENT_SWITCHOVER)
+    failovers = async_capture_events(hass, EVENT_FAILOVER)
+    await sidecar.push(
+        "operation.finished", operation=operation("switchover", "succeeded", op_id="c")
+    )
+    await sidecar.push(
+        "operation.finished", operation=operation("failover", "succeeded", op_id="d")
+    )
+    await wait_for(lambda: len(failovers) == 1)
+    assert switchovers == []

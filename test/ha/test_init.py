@@ -168,6 +168,7 @@ async def test_an_html_error_page_is_not_taken_for_the_sidecar(
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert mock_config_entry.error_reason_translation_key == "unknown_error"
     assert mock_config_entry.reason is not None
     assert "HTTP 502, not JSON" in mock_config_entry.reason
 
@@ -194,3 +195,34 @@ async def test_an_entry_from_before_drops_its_polling_interval(
     assert entry.runtime_data.coordinator.update_interval == FULL_REFRESH_INTERVAL
     await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def test_a_status_it_cannot_read_makes_entities_unavailable_until_fixed(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sidecar: FakeSidecar
+) -> None:
+    """The sidecar answers /status with something else: unavailable, then back."""
+    good = sidecar.status
+    sidecar.status = {"nodes": "not a list"}
+    await sidecar.push("resync")
+    await wait_for(lambda: current(hass, "sensor", "active_node") == STATE_UNAVAILABLE)
+    assert not init_integration.runtime_data.coordinator.last_update_success
+    sidecar.status = good
+    await init_integration.runtime_data.coordinator.async_refresh()
+    assert current(hass, "sensor", "active_node") == "node1"
+
+
+async def test_unloading_stops_everything(
+    hass: HomeAssistant, sidecar: FakeSidecar, mock_config_entry: MockConfigEntry
+) -> None:
+    """Unloaded: NOT_LOADED, the stream closed, entities unavailable, actions refused."""
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await wait_for(lambda: sidecar.open_streams == 1)
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.NOT_LOADED
+    await wait_for(lambda: sidecar.open_streams == 0)
+    assert current(hass, "sensor", "active_node") == STATE_UNAVAILABLE
+    requests = len(sidecar.requests)
+    await hass.async_block_till_done()
+    assert len(sidecar.requests) == requests
