@@ -21,14 +21,20 @@ from .coordinator import (
     Zigbee2mqttHaCoordinator,
     Zigbee2mqttHaRuntimeData,
 )
-from .entity import hub_device_info
+from .devices import async_remove_stale_node_devices, hub_device_info, node_of_device
 from .event_stream import EventStreamListener
-from .repairs import async_track_alert_issues
+from .issues import async_track_alert_issues
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
-PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.SWITCH]
+PLATFORMS = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.EVENT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -72,6 +78,7 @@ async def async_setup_entry(
     dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id, **hub_device_info(entry)
     )
+    async_remove_stale_node_devices(hass, entry)
     async_track_alert_issues(hass, entry)
     listener = EventStreamListener(hass, entry, coordinator)
     entry.async_create_background_task(
@@ -79,6 +86,30 @@ async def async_setup_entry(
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+async def async_migrate_entry(
+    hass: HomeAssistant, entry: Zigbee2mqttHaConfigEntry
+) -> bool:
+    """Bring an entry saved by an older version up to date."""
+    if entry.version > 1:
+        # Saved by a newer version of the integration: nothing here can read it.
+        return False
+    if entry.minor_version < 2:
+        # 1.2: the full-refresh interval is no longer an option.
+        options = {k: v for k, v in entry.options.items() if k != "refresh_interval"}
+        hass.config_entries.async_update_entry(entry, options=options, minor_version=2)
+    return True
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: Zigbee2mqttHaConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Allow deleting a node's device once the sidecar no longer has the node."""
+    node_id = node_of_device(entry, device)
+    return (
+        node_id is not None and node_id not in entry.runtime_data.coordinator.data.nodes
+    )
 
 
 async def async_unload_entry(

@@ -506,14 +506,15 @@ class SidecarClient:
             raise SidecarConnectionError(f"no answer from {self.url} in time") from err
         except (aiohttp.ClientError, socket.gaierror, OSError) as err:
             raise SidecarConnectionError(f"cannot reach {self.url}: {err}") from err
+        if response.status == 401:
+            # Whatever the body: a reverse proxy in front answers 401 with its own HTML page.
+            raise SidecarAuthenticationError("the sidecar rejected the token")
         try:
             payload = json.loads(text) if text else None
         except ValueError as err:
             raise SidecarError(
                 f"{method} {path}: HTTP {response.status}, not JSON (is {self.url} the sidecar?)"
             ) from err
-        if response.status == 401:
-            raise SidecarAuthenticationError("the sidecar rejected the token")
         if response.status >= 400:
             error = payload.get("error") if isinstance(payload, Mapping) else None
             if not isinstance(error, Mapping):

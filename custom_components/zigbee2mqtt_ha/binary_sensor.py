@@ -9,14 +9,14 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
-from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import ClusterStatus, NodeStatus
+from .compat import BinarySensorDeviceClass
 from .coordinator import Zigbee2mqttHaConfigEntry
-from .entity import Zigbee2mqttHaEntity
+from .entity import Zigbee2mqttHaEntity, async_add_node_entities
 
 PARALLEL_UPDATES = 0
 
@@ -51,6 +51,8 @@ BINARY_SENSORS: tuple[Zigbee2mqttHaBinarySensorEntityDescription, ...] = (
         translation_key="broker_connected",
         device_class=BinarySensorDeviceClass.CONNECTIVITY,
         entity_category=EntityCategory.DIAGNOSTIC,
+        # Bridge online says what matters; the broker link only helps when digging.
+        entity_registry_enabled_default=False,
         value_fn=lambda status: status.bridge.broker_connected,
     ),
 )
@@ -66,6 +68,9 @@ NODE_BINARY_SENSORS: tuple[Zigbee2mqttHaNodeBinarySensorEntityDescription, ...] 
         key="zigbee2mqtt_running",
         translation_key="zigbee2mqtt_running",
         device_class=BinarySensorDeviceClass.RUNNING,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        # The health sensor already tells an active node that is down; this is the detail.
+        entity_registry_enabled_default=False,
         value_fn=lambda node: node.zigbee2mqtt_running,
     ),
     Zigbee2mqttHaNodeBinarySensorEntityDescription(
@@ -84,18 +89,20 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the binary sensors of the hub and of every node."""
-    entities: list[BinarySensorEntity] = [
+    async_add_entities(
         Zigbee2mqttHaBinarySensorEntity(entry=entry, description=description)
         for description in BINARY_SENSORS
-    ]
-    entities.extend(
-        Zigbee2mqttHaNodeBinarySensorEntity(
-            entry=entry, description=description, node_id=node_id
-        )
-        for node_id in entry.runtime_data.info.nodes
-        for description in NODE_BINARY_SENSORS
     )
-    async_add_entities(entities)
+    async_add_node_entities(
+        entry,
+        async_add_entities,
+        lambda node_id: (
+            Zigbee2mqttHaNodeBinarySensorEntity(
+                entry=entry, description=description, node_id=node_id
+            )
+            for description in NODE_BINARY_SENSORS
+        ),
+    )
 
 
 class Zigbee2mqttHaBinarySensorEntity(Zigbee2mqttHaEntity, BinarySensorEntity):

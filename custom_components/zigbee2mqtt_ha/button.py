@@ -12,7 +12,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import Zigbee2mqttHaConfigEntry, Zigbee2mqttHaCoordinator
-from .entity import Zigbee2mqttHaEntity
+from .entity import Zigbee2mqttHaEntity, async_add_node_entities
 
 PARALLEL_UPDATES = 1
 
@@ -71,18 +71,20 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the buttons of the hub and of every node."""
-    entities: list[ButtonEntity] = [
+    async_add_entities(
         Zigbee2mqttHaButtonEntity(entry=entry, description=description)
         for description in BUTTONS
-    ]
-    entities.extend(
-        Zigbee2mqttHaNodeButtonEntity(
-            entry=entry, description=description, node_id=node_id
-        )
-        for node_id in entry.runtime_data.info.nodes
-        for description in NODE_BUTTONS
     )
-    async_add_entities(entities)
+    async_add_node_entities(
+        entry,
+        async_add_entities,
+        lambda node_id: (
+            Zigbee2mqttHaNodeButtonEntity(
+                entry=entry, description=description, node_id=node_id
+            )
+            for description in NODE_BUTTONS
+        ),
+    )
 
 
 class Zigbee2mqttHaButtonEntity(Zigbee2mqttHaEntity, ButtonEntity):

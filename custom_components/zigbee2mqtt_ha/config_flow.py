@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from ipaddress import ip_address
 from typing import Any, override
 
 from homeassistant.config_entries import (
+    SOURCE_HASSIO,
     ConfigFlow,
     ConfigFlowResult,
     OptionsFlow,
@@ -15,16 +17,15 @@ from homeassistant.const import CONF_TOKEN, CONF_URL
 from homeassistant.core import callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
     SelectSelector,
     SelectSelectorConfig,
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
 )
-import probatio
+from homeassistant.helpers.service_info.hassio import HassioServiceInfo
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from yarl import URL
 
 from .api import (
     SidecarAuthenticationError,
@@ -32,17 +33,8 @@ from .api import (
     SidecarConnectionError,
     SidecarInfo,
 )
-from .const import (
-    CONF_EVENTS,
-    CONF_REFRESH_INTERVAL,
-    DEFAULT_EVENTS,
-    DEFAULT_REFRESH_INTERVAL,
-    DOMAIN,
-    EVENT_TYPES,
-    LOGGER,
-    MAX_REFRESH_INTERVAL,
-    MIN_REFRESH_INTERVAL,
-)
+from .compat import vol
+from .const import CONF_EVENTS, DEFAULT_EVENTS, DOMAIN, EVENT_TYPES, LOGGER
 from .coordinator import Zigbee2mqttHaConfigEntry
 
 URL_SELECTOR = TextSelector(
@@ -51,14 +43,54 @@ URL_SELECTOR = TextSelector(
 TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 
 
+# What the sidecar's mDNS announcement carries (TXT records), and the API version understood.
+TXT_INSTANCE_ID = "instance_id"
+TXT_API_VERSION = "api_version"
+TXT_PATH = "path"
+TXT_TLS = "tls"
+API_VERSION = "1"
+
+
 def _normalize_url(url: str) -> str:
     return url.strip().rstrip("/")
+
+
+def _announced_url(discovery_info: ZeroconfServiceInfo) -> str:
+    """The API's base URL from an mDNS announcement: its address, port, path; https if tls=1."""
+    properties = discovery_info.properties
+    return _normalize_url(
+        str(
+            URL.build(
+                scheme="https" if str(properties.get(TXT_TLS, "")) == "1" else "http",
+                host=discovery_info.host,
+                port=discovery_info.port,
+                path=str(properties.get(TXT_PATH) or "/"),
+            )
+        )
+    )
+
+
+def _host_is_an_address(url: str) -> bool:
+    """Whether the URL names its host by IP address (which moves), not by name (which does not)."""
+    try:
+        ip_address(URL(url).host or "")
+    except ValueError:
+        return False
+    return True
 
 
 class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a sidecar."""
 
     VERSION = 1
+    # 1.2: the options lost the refresh interval (async_migrate_entry).
+    MINOR_VERSION = 2
+
+    def __init__(self) -> None:
+        """Start with nothing discovered."""
+        self._discovered_url = ""
+        self._discovered_token = ""
+        self._discovered_name = ""
 
     async def _async_validate(
         self, url: str, token: str, errors: dict[str, str]
@@ -99,14 +131,127 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
 
         return self.async_show_form(
             step_id="user",
-            data_schema=probatio.Schema(
+            data_schema=vol.Schema(
                 {
-                    probatio.Required(
+                    vol.Required(
                         CONF_URL, default=user_input.get(CONF_URL, "http://")
                     ): URL_SELECTOR,
-                    probatio.Required(CONF_TOKEN): TOKEN_SELECTOR,
+                    vol.Required(CONF_TOKEN): TOKEN_SELECTOR,
                 }
             ),
+            errors=errors,
+        )
+
+    async def async_step_zeroconf(
+        self, discovery_info: ZeroconfServiceInfo
+    ) -> ConfigFlowResult:
+        """A sidecar announced itself on the LAN (mDNS, `_zigbee2mqtt-ha._tcp`)."""
+        properties = discovery_info.properties
+        instance_id = str(properties.get(TXT_INSTANCE_ID) or "")
+        if not instance_id or discovery_info.port is None:
+            return self.async_abort(reason="invalid_discovery_info")
+        if str(properties.get(TXT_API_VERSION)) != API_VERSION:
+            return self.async_abort(reason="unsupported_api_version")
+        url = _announced_url(discovery_info)
+        await self.async_set_unique_id(instance_id)
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(
+            DOMAIN, instance_id
+        )
+        if entry is not None and (
+            # The add-on's discovery keeps its own entry's URL (Supervisor's network).
+            entry.source == SOURCE_HASSIO
+            # A host name keeps working when the address changes (and matches its TLS
+            # certificate); only an address typed or announced before is replaced.
+            or not _host_is_an_address(entry.data[CONF_URL])
+        ):
+            return self.async_abort(reason="already_configured")
+        # A known sidecar that moved: the entry follows it and reloads.
+        self._abort_if_unique_id_configured(updates={CONF_URL: url})
+        self._discovered_url = url
+        self._discovered_name = discovery_info.name.removesuffix(
+            f".{discovery_info.type}"
+        )
+        self.context["title_placeholders"] = {"name": self._discovered_name}
+        return await self.async_step_zeroconf_confirm()
+
+    async def async_step_zeroconf_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the discovered sidecar's token (mDNS cannot carry a secret)."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            info = await self._async_validate(
+                self._discovered_url, user_input[CONF_TOKEN], errors
+            )
+            if info is not None:
+                if info.instance_id != self.unique_id:
+                    return self.async_abort(reason="wrong_sidecar")
+                return self.async_create_entry(
+                    title=info.cluster_name,
+                    data={
+                        CONF_URL: self._discovered_url,
+                        CONF_TOKEN: user_input[CONF_TOKEN],
+                    },
+                )
+        return self.async_show_form(
+            step_id="zeroconf_confirm",
+            data_schema=vol.Schema({vol.Required(CONF_TOKEN): TOKEN_SELECTOR}),
+            description_placeholders={
+                "name": self._discovered_name,
+                "url": self._discovered_url,
+            },
+            errors=errors,
+        )
+
+    async def async_step_hassio(
+        self, discovery_info: HassioServiceInfo
+    ) -> ConfigFlowResult:
+        """The zigbee2mqtt-ha add-on published its URL and token through the Supervisor."""
+        config = discovery_info.config
+        url = _normalize_url(str(config.get(CONF_URL) or ""))
+        token = str(config.get(CONF_TOKEN) or "")
+        if not url or not token:
+            return self.async_abort(reason="invalid_discovery_info")
+        instance_id = str(config.get("instance_id") or "")
+        if not instance_id:
+            errors: dict[str, str] = {}
+            info = await self._async_validate(url, token, errors)
+            if info is None:
+                return self.async_abort(reason=next(iter(errors.values())))
+            instance_id = info.instance_id
+        await self.async_set_unique_id(instance_id)
+        # The add-on restarted with another token, or moved: the entry follows.
+        self._abort_if_unique_id_configured(updates={CONF_URL: url, CONF_TOKEN: token})
+        self._discovered_url = url
+        self._discovered_token = token
+        self._discovered_name = discovery_info.name
+        self.context["title_placeholders"] = {"name": discovery_info.name}
+        return await self.async_step_hassio_confirm()
+
+    async def async_step_hassio_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask whether to add the add-on's sidecar; nothing to type."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            info = await self._async_validate(
+                self._discovered_url, self._discovered_token, errors
+            )
+            if info is not None:
+                if info.instance_id != self.unique_id:
+                    return self.async_abort(reason="wrong_sidecar")
+                return self.async_create_entry(
+                    title=info.cluster_name,
+                    data={
+                        CONF_URL: self._discovered_url,
+                        CONF_TOKEN: self._discovered_token,
+                    },
+                )
+            # No field to show them on.
+            errors = {"base": next(iter(errors.values()))}
+        return self.async_show_form(
+            step_id="hassio_confirm",
+            description_placeholders={"addon": self._discovered_name},
             errors=errors,
         )
 
@@ -135,9 +280,7 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
 
         return self.async_show_form(
             step_id="reauth_confirm",
-            data_schema=probatio.Schema(
-                {probatio.Required(CONF_TOKEN): TOKEN_SELECTOR}
-            ),
+            data_schema=vol.Schema({vol.Required(CONF_TOKEN): TOKEN_SELECTOR}),
             description_placeholders={"url": entry.data[CONF_URL]},
             errors=errors,
         )
@@ -162,10 +305,10 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
 
         return self.async_show_form(
             step_id="reconfigure",
-            data_schema=probatio.Schema(
+            data_schema=vol.Schema(
                 {
-                    probatio.Required(CONF_URL, default=url): URL_SELECTOR,
-                    probatio.Required(CONF_TOKEN): TOKEN_SELECTOR,
+                    vol.Required(CONF_URL, default=url): URL_SELECTOR,
+                    vol.Required(CONF_TOKEN): TOKEN_SELECTOR,
                 }
             ),
             errors=errors,
@@ -175,12 +318,12 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
     @callback
     @override
     def async_get_options_flow(config_entry: Zigbee2mqttHaConfigEntry) -> OptionsFlow:
-        """Options: which events to fire, how often to refresh in full."""
+        """Options: which events to fire."""
         return Zigbee2mqttHaOptionsFlow()
 
 
 class Zigbee2mqttHaOptionsFlow(OptionsFlowWithReload):
-    """Which Home Assistant events to fire, and the full-refresh interval."""
+    """Which Home Assistant events to fire."""
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
@@ -188,37 +331,20 @@ class Zigbee2mqttHaOptionsFlow(OptionsFlowWithReload):
         """Show the options."""
         if user_input is not None:
             return self.async_create_entry(
-                data={
-                    CONF_EVENTS: list(user_input[CONF_EVENTS]),
-                    CONF_REFRESH_INTERVAL: int(user_input[CONF_REFRESH_INTERVAL]),
-                }
+                data={CONF_EVENTS: list(user_input[CONF_EVENTS])}
             )
         options = self.config_entry.options
         return self.async_show_form(
             step_id="init",
-            data_schema=probatio.Schema(
+            data_schema=vol.Schema(
                 {
-                    probatio.Required(
+                    vol.Required(
                         CONF_EVENTS, default=options.get(CONF_EVENTS, DEFAULT_EVENTS)
                     ): SelectSelector(
                         SelectSelectorConfig(
                             options=list(EVENT_TYPES),
                             multiple=True,
                             translation_key=CONF_EVENTS,
-                        )
-                    ),
-                    probatio.Required(
-                        CONF_REFRESH_INTERVAL,
-                        default=options.get(
-                            CONF_REFRESH_INTERVAL, DEFAULT_REFRESH_INTERVAL
-                        ),
-                    ): NumberSelector(
-                        NumberSelectorConfig(
-                            min=MIN_REFRESH_INTERVAL,
-                            max=MAX_REFRESH_INTERVAL,
-                            step=1,
-                            unit_of_measurement="s",
-                            mode=NumberSelectorMode.BOX,
                         )
                     ),
                 }

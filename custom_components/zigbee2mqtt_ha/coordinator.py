@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from typing import Any, override
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
@@ -25,11 +25,10 @@ from .api import (
 )
 from .const import (
     CONF_EVENTS,
-    CONF_REFRESH_INTERVAL,
     DEFAULT_EVENTS,
-    DEFAULT_REFRESH_INTERVAL,
     DOMAIN,
     EVENT_TYPES,
+    FULL_REFRESH_INTERVAL,
     LOGGER,
 )
 from .helpers import sidecar_errors
@@ -65,16 +64,15 @@ class Zigbee2mqttHaCoordinator(DataUpdateCoordinator[ClusterStatus]):
         # Operation ids whose end was already announced: a stream that reconnects with
         # Last-Event-ID can deliver an operation.finished a second time.
         self._announced: deque[str] = deque(maxlen=64)
+        self._takeover_listeners: list[
+            Callable[[Operation, Mapping[str, Any]], None]
+        ] = []
         super().__init__(
             hass,
             LOGGER,
             config_entry=entry,
             name=f"zigbee2mqtt-ha {entry.title}",
-            update_interval=timedelta(
-                seconds=entry.options.get(
-                    CONF_REFRESH_INTERVAL, DEFAULT_REFRESH_INTERVAL
-                )
-            ),
+            update_interval=FULL_REFRESH_INTERVAL,
         )
 
     @override
@@ -98,21 +96,7 @@ class Zigbee2mqttHaCoordinator(DataUpdateCoordinator[ClusterStatus]):
                 translation_key="unknown_error",
                 translation_placeholders={"error": str(error)},
             ) from error
-        self._async_reload_if_nodes_changed(status)
         return status
-
-    @callback
-    def _async_reload_if_nodes_changed(self, status: ClusterStatus) -> None:
-        """Reload the entry when the sidecar's set of nodes changes, for their devices."""
-        previous = self.data.nodes if self.data is not None else None
-        if previous is None or set(previous) == set(status.nodes):
-            return
-        LOGGER.info(
-            "The sidecar's nodes changed from %s to %s; reloading",
-            ", ".join(previous),
-            ", ".join(status.nodes),
-        )
-        self.hass.config_entries.async_schedule_reload(self.config_entry.entry_id)
 
     @callback
     def async_handle_event(self, event: SidecarEvent) -> None:
@@ -135,8 +119,20 @@ class Zigbee2mqttHaCoordinator(DataUpdateCoordinator[ClusterStatus]):
             self.async_update_listeners()
 
     @callback
+    def async_add_takeover_listener(
+        self, listener: Callable[[Operation, Mapping[str, Any]], None]
+    ) -> CALLBACK_TYPE:
+        """Call `listener(operation, data)` when a switchover or failover ends; undo with the result.
+
+        `data` is what the zigbee2mqtt_ha_switchover / _failover event carries. Listeners hear
+        every takeover, whichever bus events the options turned off.
+        """
+        self._takeover_listeners.append(listener)
+        return lambda: self._takeover_listeners.remove(listener)
+
+    @callback
     def _async_announce(self, raw: Any) -> None:
-        """Fire zigbee2mqtt_ha_switchover / _failover for a takeover that ended."""
+        """Tell the takeover listeners and fire the bus event for a takeover that ended."""
         if not isinstance(raw, dict) or raw.get("kind") not in EVENT_TYPES:
             return
         try:
@@ -146,28 +142,25 @@ class Zigbee2mqttHaCoordinator(DataUpdateCoordinator[ClusterStatus]):
         if operation.id in self._announced:
             return
         self._announced.append(operation.id)
-        if operation.kind not in self.config_entry.options.get(
-            CONF_EVENTS, DEFAULT_EVENTS
-        ):
-            return
-        self.hass.bus.async_fire(
-            EVENT_TYPES[operation.kind],
-            {
-                "config_entry_id": self.config_entry.entry_id,
-                "instance_id": self.info.instance_id,
-                "operation_id": operation.id,
-                "outcome": operation.status,
-                "succeeded": operation.status == "succeeded",
-                "from": operation.from_node,
-                "to": operation.to_node,
-                "trigger": operation.trigger,
-                "reason": raw.get("reason"),
-                "error": operation.error,
-                "failed_step": (raw.get("error") or {}).get("step"),
-                "started_at": raw.get("started_at"),
-                "finished_at": raw.get("finished_at"),
-            },
-        )
+        data = {
+            "config_entry_id": self.config_entry.entry_id,
+            "instance_id": self.info.instance_id,
+            "operation_id": operation.id,
+            "outcome": operation.status,
+            "succeeded": operation.status == "succeeded",
+            "from": operation.from_node,
+            "to": operation.to_node,
+            "trigger": operation.trigger,
+            "reason": raw.get("reason"),
+            "error": operation.error,
+            "failed_step": (raw.get("error") or {}).get("step"),
+            "started_at": raw.get("started_at"),
+            "finished_at": raw.get("finished_at"),
+        }
+        for listener in list(self._takeover_listeners):
+            listener(operation, data)
+        if operation.kind in self.config_entry.options.get(CONF_EVENTS, DEFAULT_EVENTS):
+            self.hass.bus.async_fire(EVENT_TYPES[operation.kind], data)
 
     @callback
     def _async_show_operation(self, operation: Operation) -> None:

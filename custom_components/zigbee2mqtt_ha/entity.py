@@ -1,29 +1,17 @@
-"""Base entity for the zigbee2mqtt-ha integration."""
+"""Base entity for the zigbee2mqtt-ha integration, and the adding of nodes' entities."""
 
 from __future__ import annotations
 
-from homeassistant.const import CONF_URL
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import EntityDescription
+from collections.abc import Callable, Iterable
+
+from homeassistant.core import callback
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .api import NodeStatus
-from .const import DOMAIN
 from .coordinator import Zigbee2mqttHaConfigEntry, Zigbee2mqttHaCoordinator
-
-
-def hub_device_info(entry: Zigbee2mqttHaConfigEntry) -> DeviceInfo:
-    """The sidecar's own device, parent of the nodes' devices."""
-    info = entry.runtime_data.info
-    return DeviceInfo(
-        identifiers={(DOMAIN, info.instance_id)},
-        name=info.name,
-        manufacturer="zigbee2mqtt-ha",
-        model="High-availability sidecar",
-        sw_version=info.version,
-        configuration_url=f"{entry.data[CONF_URL].rstrip('/')}/docs",
-    )
+from .devices import hub_device_info, node_device_info
 
 
 class Zigbee2mqttHaEntity(CoordinatorEntity[Zigbee2mqttHaCoordinator]):
@@ -42,23 +30,13 @@ class Zigbee2mqttHaEntity(CoordinatorEntity[Zigbee2mqttHaCoordinator]):
         super().__init__(coordinator=entry.runtime_data.coordinator)
         self.entity_description = description
         self.node_id = node_id
-        info = entry.runtime_data.info
         if node_id is None:
             self._attr_unique_id = f"{entry.unique_id}_{description.key}"
             self._attr_device_info = hub_device_info(entry)
         else:
             self._attr_unique_id = f"{entry.unique_id}_{node_id}_{description.key}"
-            self._attr_device_info = DeviceInfo(
-                identifiers={(DOMAIN, f"{info.instance_id}_{node_id}")},
-                name=f"zigbee2mqtt {node_id}",
-                manufacturer="zigbee2mqtt-ha",
-                model="zigbee2mqtt node",
-                # The hub device is registered in async_setup_entry, before any platform.
-                via_device_id=dr.async_get_device_id_by_identifier(
-                    self.coordinator.hass,
-                    (DOMAIN, info.instance_id),
-                    config_entry_id=entry.entry_id,
-                ),
+            self._attr_device_info = node_device_info(
+                self.coordinator.hass, entry, node_id
             )
 
     @property
@@ -72,3 +50,33 @@ class Zigbee2mqttHaEntity(CoordinatorEntity[Zigbee2mqttHaCoordinator]):
     def available(self) -> bool:
         """Available while the sidecar answers, and for a node's entity, knows the node."""
         return super().available and (self.node_id is None or self.node is not None)
+
+
+@callback
+def async_add_node_entities(
+    entry: Zigbee2mqttHaConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entities_for: Callable[[str], Iterable[Entity]],
+) -> None:
+    """Add every node's entities now, and those of each node the sidecar gains later.
+
+    Without reloading the entry: a node added to the sidecar's configuration shows up in the
+    next status, and gets its entities then. A removed node's go with its device
+    (devices.async_remove_stale_node_devices); should it come back, it is new again.
+    """
+    coordinator = entry.runtime_data.coordinator
+    added: set[str] = set()
+
+    @callback
+    def _add_new_nodes() -> None:
+        added.intersection_update(coordinator.data.nodes)
+        new = [node_id for node_id in coordinator.data.nodes if node_id not in added]
+        if not new:
+            return
+        added.update(new)
+        async_add_entities(
+            entity for node_id in new for entity in entities_for(node_id)
+        )
+
+    _add_new_nodes()
+    entry.async_on_unload(coordinator.async_add_listener(_add_new_nodes))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from homeassistant.core import HomeAssistant
 
@@ -46,8 +47,12 @@ class EventStreamListener:
                 )
             # Find out now whether the sidecar is gone or only the stream dropped.
             await self._coordinator.async_refresh()
-            await asyncio.sleep(self._retry.total_seconds())
+            await self._async_pause(self._retry)
             self._retry = min(self._retry * 2, EVENT_STREAM_RETRY_MAXIMUM)
+
+    async def _async_pause(self, delay: timedelta) -> None:
+        """Wait before reconnecting (its own method: the tests record the pauses)."""
+        await asyncio.sleep(delay.total_seconds())
 
     async def _async_listen(self) -> None:
         """Stay on the stream until it closes."""

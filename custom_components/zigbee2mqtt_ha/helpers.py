@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Concatenate
+from typing import Any, Concatenate, Protocol
 
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 
 from .api import (
@@ -15,25 +17,37 @@ from .api import (
 )
 from .const import DOMAIN
 
-if TYPE_CHECKING:
-    from .coordinator import Zigbee2mqttHaCoordinator
-
 # The API's error codes that have a message of their own in translations/en.json.
 TRANSLATED_API_ERRORS = frozenset(
     {"operation_running", "precondition_failed", "node_unreachable", "not_implemented"}
 )
 
 
-def sidecar_errors[CoordinatorT: Zigbee2mqttHaCoordinator, **P, R](
-    func: Callable[Concatenate[CoordinatorT, P], Coroutine[Any, Any, R]],
-) -> Callable[Concatenate[CoordinatorT, P], Coroutine[Any, Any, R]]:
+class SidecarCaller(Protocol):
+    """What the decorator needs of the object whose method it wraps (the coordinator).
+
+    A protocol rather than the coordinator's class, which imports this module.
+    """
+
+    @property
+    def hass(self) -> HomeAssistant:
+        """Home Assistant."""
+
+    @property
+    def config_entry(self) -> ConfigEntry[Any]:
+        """The entry, whose re-authentication a rejected token starts."""
+
+
+def sidecar_errors[CallerT: SidecarCaller, **P, R](
+    func: Callable[Concatenate[CallerT, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[CallerT, P], Coroutine[Any, Any, R]]:
     """Turn the client's errors into translated Home Assistant errors.
 
     Every button press, switch toggle and action reaches the sidecar through a coordinator
     method wearing this decorator.
     """
 
-    async def handler(self: CoordinatorT, /, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def handler(self: CallerT, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await func(self, *args, **kwargs)
         except SidecarAuthenticationError as error:

@@ -17,9 +17,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
-from .api import ClusterStatus, NodeStatus, SidecarInfo
+from .api import ClusterStatus, NodeStatus
 from .coordinator import Zigbee2mqttHaConfigEntry
-from .entity import Zigbee2mqttHaEntity
+from .entity import Zigbee2mqttHaEntity, async_add_node_entities
 
 PARALLEL_UPDATES = 0
 
@@ -74,7 +74,7 @@ class Zigbee2mqttHaSensorEntityDescription(SensorEntityDescription):
     """Describes a sensor of the hub."""
 
     value_fn: Callable[[ClusterStatus], StateType | datetime]
-    options_fn: Callable[[SidecarInfo], list[str]] | None = None
+    options_fn: Callable[[ClusterStatus], list[str]] | None = None
     attributes_fn: Callable[[ClusterStatus], Mapping[str, Any]] | None = None
 
 
@@ -91,7 +91,8 @@ SENSORS: tuple[Zigbee2mqttHaSensorEntityDescription, ...] = (
         key="active_node",
         translation_key="active_node",
         device_class=SensorDeviceClass.ENUM,
-        options_fn=lambda info: list(info.nodes),
+        # The sidecar's nodes now: the list grows and shrinks with its configuration.
+        options_fn=lambda status: list(status.nodes),
         value_fn=lambda status: status.state.active,
     ),
     Zigbee2mqttHaSensorEntityDescription(
@@ -163,18 +164,20 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the sensors of the hub and of every node."""
-    entities: list[SensorEntity] = [
+    async_add_entities(
         Zigbee2mqttHaSensorEntity(entry=entry, description=description)
         for description in SENSORS
-    ]
-    entities.extend(
-        Zigbee2mqttHaNodeSensorEntity(
-            entry=entry, description=description, node_id=node_id
-        )
-        for node_id in entry.runtime_data.info.nodes
-        for description in NODE_SENSORS
     )
-    async_add_entities(entities)
+    async_add_node_entities(
+        entry,
+        async_add_entities,
+        lambda node_id: (
+            Zigbee2mqttHaNodeSensorEntity(
+                entry=entry, description=description, node_id=node_id
+            )
+            for description in NODE_SENSORS
+        ),
+    )
 
 
 class Zigbee2mqttHaSensorEntity(Zigbee2mqttHaEntity, SensorEntity):
@@ -182,24 +185,20 @@ class Zigbee2mqttHaSensorEntity(Zigbee2mqttHaEntity, SensorEntity):
 
     entity_description: Zigbee2mqttHaSensorEntityDescription
 
-    def __init__(
-        self,
-        *,
-        entry: Zigbee2mqttHaConfigEntry,
-        description: Zigbee2mqttHaSensorEntityDescription,
-    ) -> None:
-        """Initialize the sensor; an enum of nodes learns them from the sidecar."""
-        super().__init__(entry=entry, description=description)
-        self._attr_options = description.options
-        if description.options_fn is not None:
-            self._attr_options = description.options_fn(entry.runtime_data.info)
+    @property
+    def options(self) -> list[str] | None:
+        """The enum's states: fixed, or (the active node) the sidecar's nodes now."""
+        if self.entity_description.options_fn is not None:
+            return self.entity_description.options_fn(self.coordinator.data)
+        return self.entity_description.options
 
     @property
     def native_value(self) -> StateType | datetime:
         """The sensor's state."""
         value = self.entity_description.value_fn(self.coordinator.data)
-        if self._attr_options is not None and value not in self._attr_options:
-            # A node the sidecar gained since setup; the entry reloads to learn it.
+        options = self.options
+        if options is not None and value not in options:
+            # E.g. an operation kind newer than this integration: unknown, not an error.
             return None
         return value
 

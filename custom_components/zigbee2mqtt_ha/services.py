@@ -15,9 +15,9 @@ from homeassistant.core import (
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.service import async_get_config_entry
-import probatio
 
 from .api import Operation
+from .compat import vol
 from .const import DOMAIN
 from .coordinator import Zigbee2mqttHaConfigEntry
 
@@ -29,18 +29,29 @@ ATTR_TARGET = "target"
 ATTR_REASON = "reason"
 
 # Without a config entry id the action goes to the only loaded sidecar, as most homes have one.
-BASE_SCHEMA = probatio.Schema({probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
-REASON = probatio.All(cv.string, probatio.Length(max=500))
+BASE_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
+REASON = vol.All(cv.string, vol.Length(max=500))
 SWITCHOVER_SCHEMA = BASE_SCHEMA.extend(
-    {probatio.Optional(ATTR_TARGET): cv.string, probatio.Optional(ATTR_REASON): REASON}
+    {vol.Optional(ATTR_TARGET): cv.string, vol.Optional(ATTR_REASON): REASON}
 )
-SYNC_SCHEMA = BASE_SCHEMA.extend({probatio.Optional(ATTR_REASON): REASON})
+SYNC_SCHEMA = BASE_SCHEMA.extend({vol.Optional(ATTR_REASON): REASON})
 
 
 def _entry(hass: HomeAssistant, call: ServiceCall) -> Zigbee2mqttHaConfigEntry:
-    entry: Zigbee2mqttHaConfigEntry = async_get_config_entry(
-        hass, DOMAIN, call.data.get(ATTR_CONFIG_ENTRY_ID)
-    )
+    """The loaded entry the call names, or the only one when it names none."""
+    entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
+    if entry_id is None:
+        # Home Assistant's own fallback for a missing id is newer than 2026.6.
+        entries = hass.config_entries.async_entries(
+            DOMAIN, include_ignore=False, include_disabled=False
+        )
+        if len(entries) != 1:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="which_sidecar" if entries else "no_sidecar",
+            )
+        entry_id = entries[0].entry_id
+    entry: Zigbee2mqttHaConfigEntry = async_get_config_entry(hass, DOMAIN, entry_id)
     return entry
 
 
@@ -56,7 +67,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     async def _switchover(call: ServiceCall) -> ServiceResponse:
         entry = _entry(hass, call)
         target: str | None = call.data.get(ATTR_TARGET)
-        nodes = entry.runtime_data.info.nodes
+        nodes = list(entry.runtime_data.coordinator.data.nodes)
         if target is not None and target not in nodes:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,

@@ -1,41 +1,54 @@
 #!/usr/bin/env bash
 # Home Assistant for the integration's tests: current Home Assistant needs Python 3.14, which
-# Debian 12 lacks, so it runs in a Debian-testing chroot at $Z2MHA_CACHE/ha-chroot with a venv
-# (/opt/ha-venv inside) holding the exact versions of test/ha/requirements.txt.
-# Idempotent: skipped when the stamp matches the requirements and the package list.
-# Measured here: a cold run (new chroot, empty pip cache) 2 min 48 s; changed requirements with
-# the chroot kept, about 2 min (pip); up to date, well under a second.
+# Debian 12 lacks, so it runs in a Debian-testing chroot at $Z2MHA_CACHE/ha-chroot with two
+# venvs holding exact versions:
+#   /opt/ha-venv         test/ha/requirements.txt         newest supported Home Assistant, ruff, mypy
+#   /opt/ha-venv-oldest  test/ha/requirements-oldest.txt  oldest supported Home Assistant
+# Idempotent: each venv is skipped when its stamp matches its requirements and the package list.
+# Measured here: a new chroot with the first venv 2 min 48 s, the second venv on top 1 min 12 s
+# (so about 4 min cold); one venv's requirements changed, 1 to 2 min (pip); up to date, well
+# under a second.
 set -euo pipefail
 root="${Z2MHA_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 cache="${Z2MHA_CACHE:-/var/cache/zigbee2mqtt-ha}"
 chroot_dir="$cache/ha-chroot"
-req="$root/test/ha/requirements.txt"
-venv=/opt/ha-venv
-stamp="$chroot_dir/.z2mha-stamp"
 mirror="${Z2MHA_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 packages=python3,python3-venv,python3-dev,ca-certificates,gcc,libc6-dev,libstdc++6
-# Bump when the way the venv is built changes; the requirements and packages are hashed anyway.
+# Bump when the way a venv is built changes; the requirements and packages are hashed anyway.
 recipe=1
-want=$( (cat "$req"; echo "$packages $recipe") | sha256sum | cut -d' ' -f1)
+# venv in the chroot, its requirements, its stamp (the first one's names predate the second).
+venvs=(
+  "/opt/ha-venv $root/test/ha/requirements.txt $chroot_dir/.z2mha-stamp"
+  "/opt/ha-venv-oldest $root/test/ha/requirements-oldest.txt $chroot_dir/.z2mha-stamp-oldest"
+)
 
-if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -x $chroot_dir$venv/bin/python ]]; then
+wanted() { (cat "$1"; echo "$packages $recipe") | sha256sum | cut -d' ' -f1; }
+
+up_to_date() { # up_to_date VENV REQ STAMP
+  [[ -f $3 && "$(cat "$3")" == "$(wanted "$2")" && -x $chroot_dir$1/bin/python ]]
+}
+
+stale=()
+for spec in "${venvs[@]}"; do
+  read -r venv req stamp <<<"$spec"
+  up_to_date "$venv" "$req" "$stamp" || stale+=("$spec")
+done
+if ((${#stale[@]} == 0)); then
   echo "Home Assistant chroot up to date in $chroot_dir"
   exit 0
 fi
 
-command -v debootstrap >/dev/null || {
-  echo "debootstrap missing: run scripts/setup/10-apt.sh first" >&2
-  exit 1
-}
-
-# Only the chroot's own mounts can be in the way of rm -rf; refuse rather than delete through one.
-if grep -q " $chroot_dir/" /proc/mounts; then
-  echo "$chroot_dir has mounts left (a test run still going?); unmount them first:" >&2
-  grep " $chroot_dir/" /proc/mounts >&2
-  exit 1
-fi
-
 if [[ ! -x $chroot_dir/usr/bin/python3 ]]; then
+  command -v debootstrap >/dev/null || {
+    echo "debootstrap missing: run scripts/setup/10-apt.sh first" >&2
+    exit 1
+  }
+  # Only the chroot's own mounts can be in the way of rm -rf; refuse rather than delete through one.
+  if grep -q " $chroot_dir/" /proc/mounts; then
+    echo "$chroot_dir has mounts left (a test run still going?); unmount them first:" >&2
+    grep " $chroot_dir/" /proc/mounts >&2
+    exit 1
+  fi
   # Built aside and renamed, so an interrupted debootstrap never passes for a finished one.
   partial="$chroot_dir.partial"
   rm -rf "$partial"
@@ -70,12 +83,17 @@ done < <(env)
 
 in_chroot() { env -i "${pass_env[@]}" chroot "$chroot_dir" "$@"; }
 
-mkdir -p "$chroot_dir/tmp/z2mha-setup"
-cp "$req" "$chroot_dir/tmp/z2mha-setup/requirements.txt"
-rm -rf "${chroot_dir:?}$venv"
-in_chroot python3 -m venv "$venv"
-echo "pip install into the chroot's $venv (Python $(in_chroot python3 -c 'import sys; print(sys.version.split()[0])'))"
-in_chroot "$venv/bin/pip" install --quiet --disable-pip-version-check -r /tmp/z2mha-setup/requirements.txt
-in_chroot "$venv/bin/python" -c 'import homeassistant.const as c, pytest_homeassistant_custom_component as p; print("Home Assistant", c.__version__)'
-rm -rf "$chroot_dir/tmp/z2mha-setup"
-echo "$want" >"$stamp"
+for spec in "${stale[@]}"; do
+  read -r venv req stamp <<<"$spec"
+  setup_dir="/tmp/z2mha-setup-$(basename "$venv")"
+  mkdir -p "$chroot_dir$setup_dir"
+  cp "$req" "$chroot_dir$setup_dir/requirements.txt"
+  rm -f "$stamp"
+  rm -rf "${chroot_dir:?}$venv"
+  in_chroot python3 -m venv "$venv"
+  echo "pip install $(basename "$req") into the chroot's $venv (Python $(in_chroot python3 -c 'import sys; print(sys.version.split()[0])'))"
+  in_chroot "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$setup_dir/requirements.txt"
+  in_chroot "$venv/bin/python" -c 'import homeassistant.const as c, pytest_homeassistant_custom_component as p; print("Home Assistant", c.__version__)'
+  rm -rf "${chroot_dir:?}$setup_dir"
+  wanted "$req" >"$stamp"
+done

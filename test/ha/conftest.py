@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Generator
+from pathlib import Path
+from unittest.mock import PropertyMock, patch
 
-from homeassistant.const import CONF_TOKEN, CONF_URL
+from homeassistant.const import CONF_TOKEN, CONF_URL, MAJOR_VERSION, MINOR_VERSION
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
+from syrupy.location import PyTestLocation
 
 from custom_components.zigbee2mqtt_ha.const import DOMAIN
 
@@ -19,6 +24,44 @@ from .fake_sidecar import INSTANCE_ID, FakeSidecar
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load the integration from custom_components/."""
+
+
+class ReleaseSnapshotExtension(HomeAssistantSnapshotExtension):  # type: ignore[misc]
+    """Home Assistant's snapshots, one set per release: test/ha/snapshots-<year.month>/.
+
+    Releases serialize the same entity differently (2026.10 writes state attribute keys as
+    enums, 2026.6 as strings), so each supported release has its own reviewed set;
+    `scripts/test-ha.sh --snapshot-update` rewrites both. Side by side rather than under
+    snapshots/: older syrupy also scans the harness's default snapshots/ tree, and would call
+    the other release's set unused (and delete it on update).
+    """
+
+    @classmethod
+    def dirname(cls, *, test_location: PyTestLocation) -> str:
+        """The release's directory next to the test file."""
+        test_dir = Path(test_location.filepath).parent
+        return str(test_dir / f"snapshots-{MAJOR_VERSION}.{MINOR_VERSION}")
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots with Home Assistant's serializer, per release.
+
+    The harness defines this fixture too, but which of it and syrupy's own wins depends on
+    the plugins' order, which differs between the harness's releases.
+    """
+    return snapshot.use_extension(ReleaseSnapshotExtension)
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Generator[None]:
+    """Entities disabled by default are enabled (as Home Assistant core's tests do)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
+    ):
+        yield
 
 
 @pytest.fixture
@@ -79,3 +122,17 @@ def entity_id(hass: HomeAssistant, platform: str, unique_id_suffix: str) -> str:
         f"no {platform} entity with unique id suffix {unique_id_suffix}"
     )
     return found
+
+
+def device(
+    hass: HomeAssistant, entry: MockConfigEntry, identifier: str
+) -> dr.DeviceEntry | None:
+    """The entry's device with the identifier (`DOMAIN`, identifier), if registered.
+
+    Found by listing: the registry's lookup by identifier changed in 2026.8, and the tests run
+    on older releases too.
+    """
+    for found in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id):
+        if (DOMAIN, identifier) in found.identifiers:
+            return found
+    return None

@@ -137,11 +137,15 @@ class FakeSidecar:
         self.requests: list[Request] = []
         # (method, path) -> (http status, error code, message, details): answered once.
         self.errors: dict[tuple[str, str], tuple[int, str, str, dict[str, Any]]] = {}
+        # (method, path) -> (http status, body, content type): what a proxy in front says.
+        self.raw: dict[tuple[str, str], tuple[int, str, str]] = {}
         self.port = 0
         self._seq = 0
         self._streams: list[asyncio.Queue[str | None]] = []
         self._runner: web.AppRunner | None = None
         self.stream_connections = 0
+        # True: the open streams send nothing, not even keep-alive comments (a dead host).
+        self.silent = False
 
     @property
     def url(self) -> str:
@@ -168,6 +172,17 @@ class FakeSidecar:
     ) -> None:
         """Answer the next request to an endpoint with an API error (status 0: hang up)."""
         self.errors[(method, path)] = (status, code, message, details)
+
+    def answer_next_raw(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        body: str,
+        content_type: str = "text/html",
+    ) -> None:
+        """Answer the next request to an endpoint with this body, as a reverse proxy would."""
+        self.raw[(method, path)] = (status, body, content_type)
 
     async def start(self) -> None:
         """Listen on loopback (on the same port as before, after a stop)."""
@@ -217,6 +232,9 @@ class FakeSidecar:
         self.requests.append(
             Request(request.method, request.path, body, dict(request.headers))
         )
+        if raw := self.raw.pop((request.method, request.path), None):
+            status, text, content_type = raw
+            return web.Response(status=status, text=text, content_type=content_type)
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return _error(401, "unauthorized", "invalid token")
         if failure := self.errors.pop((request.method, request.path), None):
@@ -272,7 +290,8 @@ class FakeSidecar:
                     transport = request.transport
                     if transport is None or transport.is_closing():
                         break
-                    await response.write(b": keep-alive\n\n")
+                    if not self.silent:
+                        await response.write(b": keep-alive\n\n")
                     continue
                 if frame is None:
                     break

@@ -12,11 +12,7 @@ from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.zigbee2mqtt_ha.const import (
-    CONF_EVENTS,
-    CONF_REFRESH_INTERVAL,
-    DOMAIN,
-)
+from custom_components.zigbee2mqtt_ha.const import CONF_EVENTS, DOMAIN
 
 from .fake_sidecar import INSTANCE_ID, FakeSidecar
 
@@ -52,6 +48,7 @@ async def test_user_adds_sidecar(hass: HomeAssistant, sidecar: FakeSidecar) -> N
     ("break_it", "field", "error"),
     [
         ("wrong_token", CONF_TOKEN, "invalid_auth"),
+        ("proxy_refuses_token", CONF_TOKEN, "invalid_auth"),
         ("nothing_listens", CONF_URL, "cannot_connect"),
         ("not_a_sidecar", "base", "unknown"),
     ],
@@ -66,6 +63,8 @@ async def test_user_errors_then_recovers(
     url, token = sidecar.url, sidecar.token
     if break_it == "wrong_token":
         token = "not-the-token"
+    elif break_it == "proxy_refuses_token":
+        sidecar.answer_next_raw("GET", "/api/v1/info", 401, "<html>401</html>")
     elif break_it == "nothing_listens":
         await sidecar.stop()
     else:
@@ -170,18 +169,22 @@ async def test_reconfigure_after_the_sidecar_moved(
     assert mock_config_entry.data[CONF_URL] == sidecar.url
 
 
-async def test_options_choose_events_and_interval(
+async def test_options_choose_the_events(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry
 ) -> None:
-    """The user keeps only failover events and refreshes every 30 s."""
+    """The user keeps only failover events; there is no polling interval to choose.
+
+    Home Assistant's rules leave polling to `homeassistant.update_entity`; the event stream
+    makes it unnecessary anyway.
+    """
     mock_config_entry.add_to_hass(hass)
     result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
     assert result["type"] is FlowResultType.FORM
+    schema = result["data_schema"]
+    assert schema is not None
+    assert [str(key) for key in schema.schema] == [CONF_EVENTS]
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {CONF_EVENTS: ["failover"], CONF_REFRESH_INTERVAL: 30}
+        result["flow_id"], {CONF_EVENTS: ["failover"]}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert mock_config_entry.options == {
-        CONF_EVENTS: ["failover"],
-        CONF_REFRESH_INTERVAL: 30,
-    }
+    assert mock_config_entry.options == {CONF_EVENTS: ["failover"]}

@@ -10,13 +10,16 @@ from homeassistant.const import (
     SERVICE_TURN_OFF,
     SERVICE_TURN_ON,
     STATE_OFF,
+    STATE_ON,
     Platform,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.zigbee2mqtt_ha.compat import vol
 from custom_components.zigbee2mqtt_ha.const import DOMAIN
 
 from .conftest import entity_id
@@ -237,17 +240,21 @@ async def test_action_reports_a_busy_sidecar(
 
 
 async def test_action_rejects_bad_fields(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+    hass: HomeAssistant, init_integration: MockConfigEntry, sidecar: FakeSidecar
 ) -> None:
-    """Unknown fields and over-long reasons are refused by the schema."""
-    with pytest.raises(Exception, match="target"):
+    """Unknown fields and over-long reasons are refused by the schema, naming the field."""
+    with pytest.raises(vol.MultipleInvalid) as caught:
         await hass.services.async_call(
             DOMAIN, "check", {"target": "node2"}, blocking=True
         )
-    with pytest.raises(Exception, match="reason"):
+    assert [error.path for error in caught.value.errors] == [["target"]]
+    with pytest.raises(vol.MultipleInvalid) as caught:
         await hass.services.async_call(
             DOMAIN, "sync", {"reason": "x" * 501}, blocking=True
         )
+    assert [error.path for error in caught.value.errors] == [["reason"]]
+    assert sidecar.calls("POST", "/api/v1/check") == []
+    assert sidecar.calls("POST", "/api/v1/sync") == []
 
 
 async def test_action_needs_a_loaded_sidecar(
@@ -258,3 +265,82 @@ async def test_action_needs_a_loaded_sidecar(
     await hass.async_block_till_done()
     with pytest.raises(ServiceValidationError):
         await hass.services.async_call(DOMAIN, "check", {}, blocking=True)
+
+
+async def test_action_without_entry_id_needs_exactly_one_sidecar(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sidecar: FakeSidecar
+) -> None:
+    """With a second sidecar configured, an action must say which one it is for."""
+    MockConfigEntry(domain=DOMAIN, title="garage", unique_id="other").add_to_hass(hass)
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(DOMAIN, "check", {}, blocking=True)
+    assert caught.value.translation_key == "which_sidecar"
+    # Named, it goes to that one.
+    await hass.services.async_call(
+        DOMAIN,
+        "check",
+        {ATTR_CONFIG_ENTRY_ID: init_integration.entry_id},
+        blocking=True,
+    )
+    assert len(sidecar.calls("POST", "/api/v1/check")) == 1
+
+
+async def test_action_with_no_sidecar_configured(hass: HomeAssistant) -> None:
+    """The actions exist before any sidecar is added, and say there is none."""
+    assert await async_setup_component(hass, DOMAIN, {})
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(DOMAIN, "sync", {}, blocking=True)
+    assert caught.value.translation_key == "no_sidecar"
+
+
+@pytest.mark.parametrize(
+    ("failure", "translation_key"),
+    [
+        ("busy", "operation_running"),
+        ("down", "cannot_connect"),
+        ("nonsense", "unknown_error"),
+    ],
+)
+async def test_switch_refused_changes_nothing(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    sidecar: FakeSidecar,
+    failure: str,
+    translation_key: str,
+) -> None:
+    """The sidecar refuses, is down or answers nonsense: an error says so, nothing turns on."""
+    if failure == "busy":
+        sidecar.fail_next("PUT", "/api/v1/automation", 409, "operation_running", "busy")
+    elif failure == "down":
+        await sidecar.stop()
+    else:
+        sidecar.answer_next_raw("PUT", "/api/v1/automation", 500, "<html>oops</html>")
+    switch = entity_id(hass, "switch", "maintenance")
+    with pytest.raises(HomeAssistantError) as caught:
+        await hass.services.async_call(
+            Platform.SWITCH, SERVICE_TURN_ON, {ATTR_ENTITY_ID: switch}, blocking=True
+        )
+    assert caught.value.translation_domain == DOMAIN
+    assert caught.value.translation_key == translation_key
+    state = hass.states.get(switch)
+    assert state is not None
+    assert state.state != STATE_ON
+    assert sidecar.status["automation"]["maintenance"] is False
+
+
+async def test_switch_with_a_rotated_token_asks_for_the_new_one(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sidecar: FakeSidecar
+) -> None:
+    """Toggling with a token the sidecar no longer accepts: an error and re-authentication."""
+    sidecar.token = "rotated"
+    with pytest.raises(HomeAssistantError) as caught:
+        await hass.services.async_call(
+            Platform.SWITCH,
+            SERVICE_TURN_OFF,
+            {ATTR_ENTITY_ID: entity_id(hass, "switch", "automatic_failover")},
+            blocking=True,
+        )
+    assert caught.value.translation_key == "invalid_auth"
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == ["reauth"]

@@ -71,7 +71,7 @@ async def test_entity_table_matches_the_integration(
 ) -> None:
     """Every entity id and key the doc lists is what the integration registers."""
     rows = re.findall(r"^\| `([a-z_]+\.[a-z0-9_]+)` \| `([a-z0-9_]+)` \|", DOC, re.M)
-    assert len(rows) == 17
+    assert len(rows) == 19
     for entity_id, key in rows:
         entry = entity_registry.async_get(entity_id)
         assert entry is not None, entity_id
@@ -203,3 +203,47 @@ async def test_blueprint(
         assert notifications(hass)["op-ok"]["message"] == (
             "zigbee2mqtt switchover node1 -> node2: succeeded"
         )
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-")
+
+
+def test_doc_has_what_a_user_looks_for() -> None:
+    """Prerequisites, removal, known limitations and troubleshooting, with debug logging."""
+    headings = re.findall(r"^## (.+)$", DOC, re.M)
+    for wanted in (
+        "Before you start",
+        "Remove",
+        "Known limitations",
+        "Troubleshooting",
+    ):
+        assert wanted in headings, wanted
+    troubleshooting = DOC.split("## Troubleshooting", 1)[1].split("\n## ", 1)[0]
+    assert "custom_components.zigbee2mqtt_ha: debug" in troubleshooting
+    assert "proxy_buffering off" in troubleshooting
+    assert "8485" in DOC.split("## Before you start", 1)[1].split("\n## ", 1)[0]
+
+
+def test_doc_links_lead_somewhere() -> None:
+    """Relative links name files (and headings) that exist; my links name this integration."""
+    for target in re.findall(r"\]\(([^)]+)\)", DOC):
+        if target.startswith("https://my.home-assistant.io/"):
+            assert (
+                "domain=zigbee2mqtt_ha" in target
+                or "owner=zigbee2mqtt-ha&repository=zigbee2mqtt-ha" in target
+            ), target
+            continue
+        if target.startswith("https://"):
+            continue
+        path, _, fragment = target.partition("#")
+        file = (
+            (REPO / "docs" / path).resolve()
+            if path
+            else REPO / "docs" / "home-assistant.md"
+        )
+        assert file.is_file(), target
+        if fragment:
+            headings = re.findall(r"^#+ (.+)$", file.read_text(), re.M)
+            assert fragment in {anchor(h) for h in headings}, target

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN, EntityCategory
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import entity_registry as er
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.zigbee2mqtt_ha.const import DOMAIN
+from custom_components.zigbee2mqtt_ha.devices import node_device_info
 
-from .conftest import entity_id
+from .conftest import device, entity_id
 from .fake_sidecar import INSTANCE_ID, FakeSidecar
 
 
@@ -20,6 +25,7 @@ def state(hass: HomeAssistant, platform: str, suffix: str) -> str:
     return found.state
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_hub_entities(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
@@ -45,6 +51,7 @@ async def test_hub_entities(
     assert state(hass, "switch", "maintenance") == STATE_OFF
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_node_entities_for_the_mix(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
@@ -73,23 +80,17 @@ async def test_node_entities_for_the_mix(
 async def test_devices_and_registry(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    device_registry: dr.DeviceRegistry,
     entity_registry: er.EntityRegistry,
 ) -> None:
     """One hub device, one device per node under it; ids and categories as documented."""
-    entry_id = init_integration.entry_id
-    hub = device_registry.async_get_device_by_identifier(
-        (DOMAIN, INSTANCE_ID), entry_id
-    )
+    hub = device(hass, init_integration, INSTANCE_ID)
     assert hub is not None
     assert hub.sw_version == "0.1.0"
     for node in ("node1", "node2", "node3"):
-        device = device_registry.async_get_device_by_identifier(
-            (DOMAIN, f"{INSTANCE_ID}_{node}"), entry_id
-        )
-        assert device is not None
-        assert device.via_device_id == hub.id
-        assert device.name == f"zigbee2mqtt {node}"
+        node_device = device(hass, init_integration, f"{INSTANCE_ID}_{node}")
+        assert node_device is not None
+        assert node_device.via_device_id == hub.id
+        assert node_device.name == f"zigbee2mqtt {node}"
 
     entries = er.async_entries_for_config_entry(
         entity_registry, init_integration.entry_id
@@ -108,6 +109,8 @@ async def test_devices_and_registry(
         "switchover",
         "sync",
         "check",
+        "switchover_finished",
+        "failover_finished",
         *(
             f"{node}_{key}"
             for node in ("node1", "node2", "node3")
@@ -127,7 +130,56 @@ async def test_devices_and_registry(
     assert categories["check"] is EntityCategory.DIAGNOSTIC
     assert categories["node1_health"] is EntityCategory.DIAGNOSTIC
     assert categories["switchover"] is None
+    assert categories["node1_zigbee2mqtt_running"] is EntityCategory.DIAGNOSTIC
     assert all(e.translation_key for e in entries)
+
+
+async def test_niche_diagnostics_are_disabled_by_default(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """The broker connection and each node's zigbee2mqtt process: registered, not shown.
+
+    The bridge-online and health entities already say what matters; these help only when
+    digging, and the user can enable them.
+    """
+    disabled = {
+        e.unique_id.removeprefix(f"{INSTANCE_ID}_")
+        for e in er.async_entries_for_config_entry(
+            entity_registry, init_integration.entry_id
+        )
+        if e.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    }
+    assert disabled == {
+        "broker_connected",
+        *(f"node{n}_zigbee2mqtt_running" for n in (1, 2, 3)),
+    }
+    assert hass.states.get(entity_id(hass, "binary_sensor", "broker_connected")) is None
+    assert hass.states.get(entity_id(hass, "binary_sensor", "node1_reachable"))
+
+
+async def test_node_device_names_are_translated(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """A node device's name comes from the translations, with the node id filled in."""
+    strings = json.loads(
+        (
+            Path(__file__).parents[2]
+            / "custom_components"
+            / DOMAIN
+            / "translations"
+            / "en.json"
+        ).read_text()
+    )
+    template = strings["device"]["node"]["name"]
+    assert "{node_id}" in template
+    node_device = device(hass, init_integration, f"{INSTANCE_ID}_node2")
+    assert node_device is not None
+    assert node_device.name == template.replace("{node_id}", "node2")
+    info = node_device_info(hass, init_integration, "node2")
+    assert info.get("translation_key") == "node"
+    assert "name" not in info
 
 
 async def test_unique_ids_survive_a_restart(

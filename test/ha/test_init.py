@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.const import (
+    CONF_TOKEN,
+    CONF_URL,
+    STATE_OFF,
+    STATE_ON,
+    STATE_UNAVAILABLE,
+)
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.zigbee2mqtt_ha.const import DOMAIN
+from custom_components.zigbee2mqtt_ha.const import DOMAIN, FULL_REFRESH_INTERVAL
 
 from .conftest import entity_id, wait_for
-from .fake_sidecar import FakeSidecar, node, operation
+from .fake_sidecar import INSTANCE_ID, FakeSidecar, node, operation
 
 
 def current(hass: HomeAssistant, platform: str, suffix: str) -> str:
@@ -137,16 +143,86 @@ async def test_rejected_token_while_running_starts_reauth(
     assert flows[0]["context"]["source"] == SOURCE_REAUTH
 
 
-async def test_a_new_node_on_the_sidecar_reloads_the_entry(
+PROXY_401 = "<html><head><title>401 Authorization Required</title></head></html>"
+
+
+async def test_a_proxys_html_401_at_setup_asks_for_a_new_token(
+    hass: HomeAssistant, sidecar: FakeSidecar, mock_config_entry: MockConfigEntry
+) -> None:
+    """A reverse proxy in front of the sidecar refuses the token with an HTML page."""
+    sidecar.answer_next_raw("GET", "/api/v1/info", 401, PROXY_401)
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == [SOURCE_REAUTH]
+
+
+async def test_an_html_error_page_is_not_taken_for_the_sidecar(
+    hass: HomeAssistant, sidecar: FakeSidecar, mock_config_entry: MockConfigEntry
+) -> None:
+    """A proxy's 502 page at setup: Home Assistant retries, saying what answered."""
+    sidecar.answer_next_raw("GET", "/api/v1/info", 502, "<html>Bad Gateway</html>")
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert mock_config_entry.error_reason_translation_key == "unknown_error"
+    assert mock_config_entry.reason is not None
+    assert "HTTP 502, not JSON" in mock_config_entry.reason
+
+
+async def test_an_entry_from_before_drops_its_polling_interval(
+    hass: HomeAssistant, sidecar: FakeSidecar
+) -> None:
+    """An entry saved with the old refresh-interval option loses it; the events stay."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="home",
+        unique_id=INSTANCE_ID,
+        version=1,
+        minor_version=1,
+        data={CONF_URL: sidecar.url, CONF_TOKEN: sidecar.token},
+        options={"events": ["failover"], "refresh_interval": 10},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.minor_version == 2
+    assert entry.options == {"events": ["failover"]}
+    assert entry.runtime_data.coordinator.update_interval == FULL_REFRESH_INTERVAL
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_a_status_it_cannot_read_makes_entities_unavailable_until_fixed(
     hass: HomeAssistant, init_integration: MockConfigEntry, sidecar: FakeSidecar
 ) -> None:
-    """A node added to the sidecar's config gets its device and entities."""
-    sidecar.info["nodes"] = ["node1", "node2", "node3", "node4"]
-    sidecar.status["nodes"].append(node("node4", "standby", "standby-not-ready"))
+    """The sidecar answers /status with something else: unavailable, then back."""
+    good = sidecar.status
+    sidecar.status = {"nodes": "not a list"}
     await sidecar.push("resync")
-    await wait_for(
-        lambda: hass.states.get("binary_sensor.zigbee2mqtt_node4_reachable") is not None
-    )
-    await hass.async_block_till_done()
+    await wait_for(lambda: current(hass, "sensor", "active_node") == STATE_UNAVAILABLE)
+    assert not init_integration.runtime_data.coordinator.last_update_success
+    sidecar.status = good
+    await init_integration.runtime_data.coordinator.async_refresh()
+    assert current(hass, "sensor", "active_node") == "node1"
+
+
+async def test_unloading_stops_everything(
+    hass: HomeAssistant, sidecar: FakeSidecar, mock_config_entry: MockConfigEntry
+) -> None:
+    """Unloaded: NOT_LOADED, the stream closed, entities unavailable, actions refused."""
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await wait_for(lambda: sidecar.open_streams == 1)
-    assert current(hass, "sensor", "node4_health") == "standby_not_ready"
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.NOT_LOADED
+    await wait_for(lambda: sidecar.open_streams == 0)
+    assert current(hass, "sensor", "active_node") == STATE_UNAVAILABLE
+    requests = len(sidecar.requests)
+    await hass.async_block_till_done()
+    assert len(sidecar.requests) == requests

@@ -83,6 +83,7 @@ def state_of(hass: HomeAssistant, platform: str, unique_id: str) -> str:
     return state.state if state is not None else "missing"
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_real_sidecar_end_to_end(
     hass: HomeAssistant, live_sidecar: LiveSidecar
 ) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import re
 from typing import Any
 
 from annotatedyaml import load_yaml
+from awesomeversion import AwesomeVersion, AwesomeVersionStrategy
 
 from custom_components.zigbee2mqtt_ha import (
     binary_sensor,
     button,
+    event,
     helpers,
     sensor,
     switch,
@@ -26,31 +29,84 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+# Decided once: the repository every link names.
+REPOSITORY = "https://github.com/zigbee2mqtt-ha/zigbee2mqtt-ha"
+PACKAGE = read_json(REPO / "package.json")
 STRINGS = read_json(COMPONENT / "translations" / "en.json")
 ICONS = read_json(COMPONENT / "icons.json")
 
 DESCRIPTIONS: dict[str, tuple[Any, ...]] = {
     "binary_sensor": binary_sensor.BINARY_SENSORS + binary_sensor.NODE_BINARY_SENSORS,
     "button": button.BUTTONS + button.NODE_BUTTONS,
+    "event": event.EVENTS,
     "sensor": sensor.SENSORS + sensor.NODE_SENSORS,
     "switch": switch.SWITCHES,
 }
 
 
 def test_manifest_has_what_hacs_and_home_assistant_require() -> None:
-    """Domain, version, links, owners, config flow, push, hub; nothing to install."""
+    """Every field as Home Assistant and HACS read it, links to the one repository."""
     manifest = read_json(COMPONENT / "manifest.json")
-    assert manifest["domain"] == DOMAIN
-    assert manifest["config_flow"] is True
-    assert manifest["iot_class"] == "local_push"
-    assert manifest["integration_type"] == "hub"
-    assert manifest["requirements"] == []
-    assert manifest["codeowners"]
-    for key in ("name", "version", "documentation", "issue_tracker"):
-        assert manifest[key], key
+    assert manifest == {
+        "domain": DOMAIN,
+        "name": "zigbee2mqtt HA (high availability)",
+        "codeowners": ["@zigbee2mqtt-ha"],
+        "config_flow": True,
+        "dependencies": [],
+        "documentation": f"{REPOSITORY}/blob/main/docs/home-assistant.md",
+        "integration_type": "hub",
+        "iot_class": "local_push",
+        "issue_tracker": f"{REPOSITORY}/issues",
+        "requirements": [],
+        "version": PACKAGE["version"],
+        "zeroconf": ["_zigbee2mqtt-ha._tcp.local."],
+    }
+    # Home Assistant refuses a custom integration whose version it cannot parse.
+    assert AwesomeVersion(manifest["version"]).valid
+    assert AwesomeVersion(manifest["version"]).strategy is AwesomeVersionStrategy.SEMVER
+
+
+def test_one_version_for_the_sidecar_and_the_integration() -> None:
+    """A release tag v<version> names both: manifest.json moves with package.json."""
+    manifest = read_json(COMPONENT / "manifest.json")
+    assert manifest["version"] == PACKAGE["version"]
+
+
+def test_hacs_json() -> None:
+    """HACS 2: name, the component in custom_components/, the oldest supported release."""
     hacs = read_json(REPO / "hacs.json")
-    assert hacs["name"]
-    assert hacs["homeassistant"]
+    oldest = re.search(
+        r"^homeassistant==(\d+\.\d+)\.\d+$",
+        (REPO / "test" / "ha" / "requirements-oldest.txt").read_text(),
+        re.M,
+    )
+    assert oldest is not None
+    assert hacs == {
+        "name": "zigbee2mqtt HA (high availability)",
+        "content_in_root": False,
+        # The month's first release: any patch release of the oldest tested month.
+        "homeassistant": f"{oldest.group(1)}.0",
+    }
+
+
+def test_license() -> None:
+    """The LICENSE file says what package.json says: MIT."""
+    assert PACKAGE["license"] == "MIT"
+    assert (REPO / "LICENSE").read_text().startswith("MIT License\n")
+
+
+def test_every_link_to_the_repository_is_the_one_repository() -> None:
+    """GitHub links in the integration's files and its doc all lead to one repository."""
+    texts = [
+        (COMPONENT / "manifest.json").read_text(),
+        (REPO / "docs" / "home-assistant.md").read_text(),
+    ]
+    links = {
+        link
+        for text in texts
+        for link in re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", text)
+    }
+    assert links == {REPOSITORY}
 
 
 def test_every_entity_has_a_name_and_an_icon() -> None:
@@ -64,6 +120,9 @@ def test_every_entity_has_a_name_and_an_icon() -> None:
             assert key in ICONS["entity"][platform], f"icon for {platform}.{key}"
             for option in getattr(description, "options", None) or ():
                 assert option in strings["state"], f"{platform}.{key} state {option}"
+            for event_type in getattr(description, "event_types", None) or ():
+                event_types = strings["state_attributes"]["event_type"]["state"]
+                assert event_type in event_types, f"{platform}.{key} {event_type}"
 
 
 def test_error_keys_are_translated() -> None:

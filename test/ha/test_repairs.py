@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import logging
+
+from homeassistant.components.repairs import repairs_flow_manager
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.zigbee2mqtt_ha.const import DOMAIN
@@ -77,3 +84,37 @@ async def test_no_standby_ready_at_startup(
     await hass.config_entries.async_unload(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_repairs_integration_finds_no_broken_platform(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Opening any integration's fix flow loads no broken repairs platform of ours.
+
+    Home Assistant's repairs integration imports `<domain>.repairs` of loaded integrations as
+    repairs platforms (2026.6: all of them, at the first fix flow of any integration; newer:
+    each when its own fix flow opens); a module of that name without `async_create_fix_flow`
+    is logged as an error.
+    """
+    assert await async_setup_component(hass, "repairs", {})
+    ir.async_create_issue(
+        hass,
+        "homeassistant",
+        "some_other_issue",
+        is_fixable=True,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="some_other_issue",
+    )
+    manager = repairs_flow_manager(hass)
+    assert manager is not None
+    await manager.async_init("homeassistant", data={"issue_id": "some_other_issue"})
+    await hass.async_block_till_done()
+    assert "Error processing platform" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # Whatever the release's loading strategy: a `repairs` module of ours is a platform.
+    if importlib.util.find_spec(f"custom_components.{DOMAIN}.repairs") is not None:
+        platform = importlib.import_module(f"custom_components.{DOMAIN}.repairs")
+        assert hasattr(platform, "async_create_fix_flow")

@@ -1,4 +1,8 @@
-"""Repair issues for the sidecar's split brain and no-standby-ready alerts."""
+"""Repair issues for the sidecar's split brain and no-standby-ready alerts.
+
+Not named repairs.py: Home Assistant loads a module of that name as a repairs platform (fix
+flows), which these issues do not have.
+"""
 
 from __future__ import annotations
 
