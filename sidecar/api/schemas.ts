@@ -236,6 +236,10 @@ export const automationPatch = z
   })
   .meta({ id: "AutomationPatch" });
 
+export const stopNodeRequest = z
+  .strictObject({ reason: z.string().max(500).optional() })
+  .meta({ id: "StopNodeRequest" });
+
 export const restoreSnapshotRequest = z
   .strictObject({ node: nodeId.meta({ description: "Standby whose staging dir receives the snapshot" }) })
   .meta({ id: "RestoreSnapshotRequest" });

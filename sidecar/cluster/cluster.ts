@@ -355,6 +355,16 @@ export class Cluster implements ClusterService {
     });
   }
 
+  stopNode(id: string, trigger: string, reason?: string): OperationRecord {
+    nodeOf(this.cx, id);
+    if (id === this.cx.state.get().active)
+      throw new PreconditionError(
+        `${id} is the active node: stopping it would stop the Zigbee network; switch over or fail over instead`,
+      );
+    this.cx.runner.assertWritable();
+    return this.#stopStray(id, reason ?? `stop requested (${trigger})`, trigger);
+  }
+
   /** Restarts zigbee2mqtt in place on the active node (the policy's first answer to a crash). */
   #restart(node: string, trigger: string, reason: string): OperationRecord {
     return this.cx.runner.start({
@@ -393,12 +403,12 @@ export class Cluster implements ClusterService {
   }
 
   /** Split-brain guard's action: stop zigbee2mqtt on a node that must not run it. */
-  #stopStray(node: string, why: string): OperationRecord {
+  #stopStray(node: string, why: string, trigger = "guard"): OperationRecord {
     const active = this.cx.state.get().active;
     return this.cx.runner.start({
       kind: "fence",
       mutating: true,
-      trigger: "guard",
+      trigger,
       reason: why,
       params: { node, active },
       ctx: {},

@@ -31,4 +31,6 @@ export interface ClusterService {
   setAutomation(patch: Partial<AutomationState>, trigger: string): AutomationState;
   snapshots(): SnapshotInfo[];
   restoreSnapshot(id: string, node: string, trigger: string): OperationRecord;
+  /** Stops zigbee2mqtt on a node that is not the active one (a stray) and parks its coordinator. */
+  stopNode(id: string, trigger: string, reason?: string): OperationRecord;
 }

@@ -9,12 +9,7 @@ import {
   switchoverRequest,
   syncRequest,
 } from "../schemas.js";
-
-/** Who asked, for the operation history: the CLI says so in a header, everything else is "api". */
-function triggerOf(headers: Record<string, unknown>): string {
-  const client = headers["x-z2mha-client"];
-  return typeof client === "string" && /^[a-z0-9-]{1,32}$/.test(client) ? client : "api";
-}
+import { triggerOf } from "../trigger.js";
 
 /** The body may be left out altogether (no content, or `null`): it then counts as `{}`. */
 function optionalBody<T extends z.ZodObject>(schema: T) {

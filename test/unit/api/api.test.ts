@@ -112,6 +112,10 @@ class FakeCluster implements ClusterService {
   restoreSnapshot(id: string): OperationRecord {
     throw new NotFoundError(`no data snapshot "${id}"`);
   }
+  stopNode(id: string): OperationRecord {
+    if (id === "node1") throw new PreconditionError("node1 is the active node");
+    throw new NotFoundError(`no node "${id}"`);
+  }
 }
 
 let app: FastifyInstance;
@@ -211,6 +215,7 @@ describe("OpenAPI", () => {
         "/api/v1/failover",
         "/api/v1/info",
         "/api/v1/nodes/{id}",
+        "/api/v1/nodes/{id}/stop",
         "/api/v1/operations",
         "/api/v1/operations/{id}",
         "/api/v1/snapshots",
@@ -223,6 +228,12 @@ describe("OpenAPI", () => {
       ].sort(),
     );
     expect(doc.components.securitySchemes.bearer).toEqual({ type: "http", scheme: "bearer" });
+    // Every status a route can answer is documented (schemathesis checks the same from outside).
+    expect(Object.keys(doc.paths["/api/v1/switchover"].post.responses).sort()).toEqual(
+      ["202", "400", "401", "404", "409", "413", "415", "422", "503", "507"].sort(),
+    );
+    expect(Object.keys(doc.paths["/metrics"].get.responses)).toContain("401");
+    expect(Object.keys(doc.paths["/api/v1/events"].get.responses).sort()).toEqual(["401", "503"]);
   });
 
   it("serves the interactive UI at /docs", async () => {
@@ -266,6 +277,23 @@ describe("errors share one shape", () => {
     expect(node.json()).toEqual({ error: { code: "not_found", message: 'no node "node9"' } });
     const op = await app.inject({ method: "GET", url: "/api/v1/operations/op-nope", headers: auth });
     expect(op.statusCode).toBe(404);
+  });
+
+  it("stopping the active node is refused (422); an unknown node is 404", async () => {
+    const active = await app.inject({ method: "POST", url: "/api/v1/nodes/node1/stop", headers: auth });
+    expect(active.statusCode).toBe(422);
+    const unknown = await app.inject({ method: "POST", url: "/api/v1/nodes/node9/stop", headers: auth });
+    expect(unknown.statusCode).toBe(404);
+  });
+
+  it("a known path with another method is 405 with Allow; a malformed URL keeps the error shape", async () => {
+    const res = await app.inject({ method: "DELETE", url: "/api/v1/status", headers: auth });
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toMatch(/GET/);
+    expect(res.json().error.code).toBe("method_not_allowed");
+    const bad = await app.inject({ method: "GET", url: "/api/v1/operations/%ff", headers: auth });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toEqual({ error: { code: "bad_request", message: expect.any(String) } });
   });
 
   it("a second mutating operation gets 409 with the running one's id", async () => {
