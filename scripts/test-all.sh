@@ -21,6 +21,7 @@ stage() {
 stage "setup" bash scripts/setup.sh
 stage "lint and types (Biome, tsc)" npm run --silent lint
 stage "unit and integration tests" npx vitest run --project unit --project integration
+stage "API fuzzing (schemathesis, with and without the token)" bash scripts/test-api-fuzz.sh
 stage "lab tests" npx vitest run --project lab
 stage "Home Assistant integration (ruff, mypy, pytest)" bash scripts/test-ha.sh
 echo

@@ -229,12 +229,18 @@ export const syncRequest = z
   .strictObject({ reason: z.string().max(500).optional() })
   .meta({ id: "SyncRequest" });
 
+/** At least one of the two: said as a union, so that the OpenAPI document says it too. */
 export const automationPatch = z
-  .strictObject({ automatic_failover: z.boolean().optional(), maintenance: z.boolean().optional() })
-  .refine((p) => p.automatic_failover !== undefined || p.maintenance !== undefined, {
-    message: "give automatic_failover and/or maintenance",
-  })
-  .meta({ id: "AutomationPatch" });
+  .union([
+    z.strictObject({ automatic_failover: z.boolean(), maintenance: z.boolean().optional() }),
+    z.strictObject({ automatic_failover: z.boolean().optional(), maintenance: z.boolean() }),
+  ])
+  .meta({ id: "AutomationPatch", description: "automatic_failover and/or maintenance" });
+
+/** The body may be left out altogether (no content, or `null`): it then counts as `{}`. */
+export function optionalBody<T extends z.ZodObject>(schema: T) {
+  return schema.nullish().transform((value): z.output<T> => value ?? ({} as z.output<T>));
+}
 
 export const stopNodeRequest = z
   .strictObject({ reason: z.string().max(500).optional() })

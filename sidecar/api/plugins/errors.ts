@@ -51,31 +51,43 @@ export function registerErrorHandling(app: FastifyInstance): void {
       pattern: routePattern(route.url),
     });
   });
-  app.setNotFoundHandler((request, reply) => {
+  // Decided before anything reads a body: a QUERY or TRACE on a known path is a 405, not a
+  // complaint about its missing content type.
+  app.addHook("onRequest", async (request, reply) => {
+    if (!request.is404) return;
     const path = request.url.split("?")[0] ?? "";
     const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => r.methods))];
-    if (allowed.length > 0) {
-      reply
-        .code(405)
-        .header("allow", allowed.join(", "))
-        .send({
-          error: {
-            code: "method_not_allowed",
-            message: `${request.method} is not allowed on ${path} (allowed: ${allowed.join(", ")})`,
-          },
-        });
-      return;
-    }
+    if (allowed.length === 0) return;
+    return reply
+      .code(405)
+      .header("allow", allowed.join(", "))
+      .send({
+        error: {
+          code: "method_not_allowed",
+          message: `${request.method} is not allowed on ${path} (allowed: ${allowed.join(", ")})`,
+        },
+      });
+  });
+  app.setNotFoundHandler((request, reply) => {
     reply.code(404).send({
-      error: { code: "not_found", message: `no route ${request.method} ${path}` },
+      error: { code: "not_found", message: `no route ${request.method} ${request.url.split("?")[0]}` },
     });
   });
 
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
     if (hasZodFastifySchemaValidationErrors(error)) {
-      const issues = error.validation.map((v) => {
-        const path = formatInstancePath(v.instancePath, v.params?.issue);
-        return { path, message: v.message ?? "invalid" };
+      const issues = error.validation.flatMap((v) => {
+        const branches = (v.params as { errors?: ZodIssueLike[][] } | undefined)?.errors;
+        if (v.keyword === "invalid_union" && branches?.length) {
+          const prefix = v.instancePath.split("/").filter(Boolean);
+          return closestBranch({ path: prefix, errors: branches }).map((i) => ({
+            path: formatInstancePath("", i),
+            message: i.message ?? "invalid",
+          }));
+        }
+        return [
+          { path: formatInstancePath(v.instancePath, v.params?.issue), message: v.message ?? "invalid" },
+        ];
       });
       const where = error.validationContext ?? "request";
       reply.code(400).send({
@@ -125,6 +137,23 @@ export function registerErrorHandling(app: FastifyInstance): void {
     request.log.error({ err: error }, "unhandled error");
     reply.code(500).send({ error: { code: "internal", message: "internal error" } });
   });
+}
+
+interface ZodIssueLike {
+  code?: string;
+  path?: PropertyKey[];
+  message?: string;
+  errors?: ZodIssueLike[][];
+}
+
+/**
+ * A union's failure as the issues of the branch the input came closest to (fewest problems),
+ * with full paths: `{maintenance: "yes"}` is "maintenance: expected boolean", not "invalid input".
+ */
+function closestBranch(issue: ZodIssueLike): ZodIssueLike[] {
+  const branches = issue.errors ?? [];
+  const best = [...branches].sort((a, b) => a.length - b.length)[0] ?? [];
+  return best.map((i) => ({ ...i, path: [...(issue.path ?? []), ...(i.path ?? [])] }));
 }
 
 /** "/target" and a zod issue path → "target", "nodes[1].id" style. */

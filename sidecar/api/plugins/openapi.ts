@@ -29,8 +29,31 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       ],
     },
     transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
+    transformObject: (input) => optionalBodies(jsonSchemaTransformObject(input)),
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+}
+
+type Doc = ReturnType<typeof jsonSchemaTransformObject>;
+
+/**
+ * @fastify/swagger marks every request body required, but a body our routes accept as `null` or
+ * absent (optionalBody) is optional: say so, or clients (and fuzzers) are told a lie.
+ */
+function optionalBodies(doc: Doc): Doc {
+  const paths = (doc as { paths?: Record<string, Record<string, { requestBody?: BodyDoc }>> }).paths ?? {};
+  for (const methods of Object.values(paths)) {
+    for (const operation of Object.values(methods)) {
+      const body = operation.requestBody;
+      const schema = body?.content?.["application/json"]?.schema;
+      if (body && schema?.anyOf?.some((s) => s.type === "null")) body.required = false;
+    }
+  }
+  return doc;
+}
+
+interface BodyDoc {
+  required?: boolean;
+  content?: Record<string, { schema?: { anyOf?: { type?: string }[] } }>;
 }

@@ -1,7 +1,15 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { ClusterService } from "../../cluster/service.js";
-import { errorBody, info, nodeDetail, operationRecord, status, stopNodeRequest } from "../schemas.js";
+import {
+  errorBody,
+  info,
+  nodeDetail,
+  operationRecord,
+  optionalBody,
+  status,
+  stopNodeRequest,
+} from "../schemas.js";
 import { triggerOf } from "../trigger.js";
 
 export const clusterRoutes: FastifyPluginAsyncZod<{ cluster: ClusterService }> = async (app, { cluster }) => {
@@ -52,7 +60,7 @@ export const clusterRoutes: FastifyPluginAsyncZod<{ cluster: ClusterService }> =
         description:
           "Starts a `fence` operation: stop zigbee2mqtt, park the coordinator (it would go on running the network otherwise), look again, and restore the active's bridge state. 422 for the active node.",
         params: z.object({ id: z.string() }),
-        body: stopNodeRequest.nullish(),
+        body: optionalBody(stopNodeRequest),
         response: {
           202: operationRecord,
           400: errorBody,
@@ -70,6 +78,6 @@ export const clusterRoutes: FastifyPluginAsyncZod<{ cluster: ClusterService }> =
     async (request, reply) =>
       reply
         .code(202)
-        .send(cluster.stopNode(request.params.id, triggerOf(request.headers), request.body?.reason)),
+        .send(cluster.stopNode(request.params.id, triggerOf(request.headers), request.body.reason)),
   );
 };

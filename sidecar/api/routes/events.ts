@@ -1,5 +1,6 @@
 import type { ServerResponse } from "node:http";
 import type { FastifyPluginAsync } from "fastify";
+import { z } from "zod";
 import type { EventBus, Stamped } from "../../notify/bus.js";
 import { HttpError } from "../plugins/errors.js";
 import { errorBody } from "../schemas.js";
@@ -47,8 +48,20 @@ export const eventRoutes: FastifyPluginAsync<EventStreamOptions> = async (app, o
           "Event types: operation.started, operation.step, operation.finished, state.changed, node.changed, " +
           "bridge.changed, alert.raised, alert.cleared; `resync` when missed events are no longer available. " +
           `At most ${maxClients} clients at once (503 beyond); a client that leaves more than ${maxBuffer} bytes unread is disconnected.`,
-        produces: ["text/event-stream"],
-        response: { 401: errorBody, 503: errorBody },
+        // Errors (401, 503) come as JSON like everywhere else.
+        produces: ["text/event-stream", "application/json"],
+        response: {
+          200: z
+            .object({
+              id: z.string().optional(),
+              event: z.string().optional(),
+              data: z.string().optional().meta({ description: "the event as JSON, with seq and ts" }),
+              retry: z.union([z.string(), z.number()]).optional(),
+            })
+            .meta({ description: "one Server-Sent Event of the text/event-stream" }),
+          401: errorBody,
+          503: errorBody,
+        },
       },
     },
     (request, reply) => {

@@ -6,15 +6,11 @@ import {
   failoverRequest,
   operationRecord,
   operationsQuery,
+  optionalBody,
   switchoverRequest,
   syncRequest,
 } from "../schemas.js";
 import { triggerOf } from "../trigger.js";
-
-/** The body may be left out altogether (no content, or `null`): it then counts as `{}`. */
-function optionalBody<T extends z.ZodObject>(schema: T) {
-  return schema.nullish().transform((value): z.output<T> => value ?? ({} as z.output<T>));
-}
 
 /**
  * What a mutating request can answer: 404 for an unknown target node, 409 while another

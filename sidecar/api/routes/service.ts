@@ -23,14 +23,20 @@ export const serviceRoutes: FastifyPluginAsyncZod<{ registry: Registry }> = asyn
       schema: {
         tags: ["service"],
         summary: "Prometheus metrics (text exposition format)",
-        produces: ["text/plain"],
-        response: { 401: errorBody },
+        produces: ["text/plain", "application/json"],
+        response: {
+          200: z.string().meta({ description: "Prometheus text exposition format" }),
+          401: errorBody,
+        },
       },
     },
     async (_request, reply) => {
       const text = await registry.metrics();
-      // Sent as text, not through the JSON serializer (its schema lists only the error).
-      return reply.header("content-type", registry.contentType).send(text as never);
+      // Text as it is: the route's JSON serializer would quote it.
+      return reply
+        .header("content-type", registry.contentType)
+        .serializer((body: unknown) => body as string)
+        .send(text);
     },
   );
 };

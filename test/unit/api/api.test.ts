@@ -233,7 +233,7 @@ describe("OpenAPI", () => {
       ["202", "400", "401", "404", "409", "413", "415", "422", "503", "507"].sort(),
     );
     expect(Object.keys(doc.paths["/metrics"].get.responses)).toContain("401");
-    expect(Object.keys(doc.paths["/api/v1/events"].get.responses).sort()).toEqual(["401", "503"]);
+    expect(Object.keys(doc.paths["/api/v1/events"].get.responses).sort()).toEqual(["200", "401", "503"]);
   });
 
   it("serves the interactive UI at /docs", async () => {
