@@ -233,10 +233,11 @@ describe("SNMP notifications triggered by real operations", () => {
     expect((await h.api.run("sync")).status).toBe("succeeded");
   });
 
-  it("switchover started and failed (rolled back), failover started and failed: the target's zigpy-znp tools are missing", async () => {
-    await lab.fault("break-tools", "node3");
+  it("switchover started and failed (rolled back: the target's nvram_write fails), failover started and failed (nothing to undo: the target's tools are missing)", async () => {
+    await waitForReadyStandbys(h.api);
+    await lab.fault("tool-fault", "node3", { tool: "nvram_write", mode: "fail" });
+    let after = trapd.traps().length;
     try {
-      let after = trapd.traps().length;
       const switchover = await h.api.run("switchover", { target: "node3" });
       expect(switchover.status, JSON.stringify(switchover.error)).toBe("rolled_back");
       await expectAtEveryReceiver(after, "z2mhaSwitchoverStarted", {
@@ -251,12 +252,19 @@ describe("SNMP notifications triggered by real operations", () => {
         "z2mhaOperationStep.0": switchover.error?.step as string,
         "z2mhaOperationOutcome.0": "rolledBack(3)",
         "z2mhaMessage.0":
-          /^switchover from node1 to node3 failed at step preflight node3: .*rolled back, node1 is active again$/,
+          /^switchover from node1 to node3 failed at step write NVRAM on node3: .*rolled back, node1 is active again$/,
       });
+    } finally {
+      await lab.fault("tool-fault", "node3", { clear: true });
+    }
+    await lab.waitForZigbee2mqtt("node1");
 
+    await lab.fault("break-tools", "node3");
+    try {
       after = trapd.traps().length;
+      // The preflight fails before anything was touched: nothing to undo, the operation ends failed.
       const failover = await h.api.run("failover", { target: "node3" });
-      expect(["rolled_back", "failed"]).toContain(failover.status);
+      expect(failover.status).toBe("failed");
       await expectAtEveryReceiver(after, "z2mhaFailoverStarted", {
         ...operationValues(failover),
         "z2mhaPreviousActiveNode.0": "node1",
@@ -266,7 +274,7 @@ describe("SNMP notifications triggered by real operations", () => {
         ...operationValues(failover),
         "z2mhaNewActiveNode.0": "node3",
         "z2mhaOperationStep.0": failover.error?.step as string,
-        "z2mhaOperationOutcome.0": failover.status === "rolled_back" ? "rolledBack(3)" : "failed(2)",
+        "z2mhaOperationOutcome.0": "failed(2)",
       });
     } finally {
       await lab.fault("fix-tools", "node3");

@@ -698,10 +698,11 @@ export function failoverPlan(
   const ctx = newContext(cx, "failover", active, to);
   // The network is already down when a failover starts.
   ctx.outage.offlineAt = Date.now();
-  const steps: Step<TakeoverContext>[] = [];
+  // The target is checked before the old active is fenced: a failover that cannot happen must not
+  // take down an old active that may still be running the network.
+  const steps: Step<TakeoverContext>[] = [preflightStep(cx, ctx)];
   if (active) steps.push(fenceStep(cx, ctx));
   steps.push(
-    preflightStep(cx, ctx),
     ensureStoppedStep(cx, ctx),
     restoreCoordinatorStep(cx, ctx),
     verifyRestoreStep(cx, ctx),

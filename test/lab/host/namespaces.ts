@@ -198,8 +198,14 @@ export async function destroyInstance(layout: Layout, name: string): Promise<voi
   for (const netns of namespaces) await killNetns(netns);
   await unmountUnder(layout.runDir);
   for (const netns of namespaces) await run(["ip", "netns", "del", netns]);
+  // The root end of the controller's veth goes with its namespace, but the kernel removes it a
+  // moment later: it may still show and then be gone before our delete.
   const rootLink = await tryRun(["ip", "link", "show", "dev", `${name}-ll`]);
-  if (rootLink.code === 0) await run(["ip", "link", "del", `${name}-ll`]);
+  if (rootLink.code === 0) {
+    const deleted = await tryRun(["ip", "link", "del", `${name}-ll`]);
+    if (deleted.code !== 0 && !/Cannot find device/.test(deleted.stderr))
+      throw new Error(`ip link del ${name}-ll failed: ${deleted.stderr.trim()}`);
+  }
   rmSync(layout.runDir, { recursive: true, force: true });
 }
 
