@@ -25,6 +25,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { OperationRunner } from "../../sidecar/cluster/runner.js";
 import { Secret } from "../../sidecar/config/secret.js";
 import {
   type ConnectionState,
@@ -36,6 +37,8 @@ import {
   SshTransport,
   type SshTransportOptions,
 } from "../../sidecar/node/ssh.js";
+import { EventBus } from "../../sidecar/notify/bus.js";
+import { Journal } from "../../sidecar/store/journal.js";
 import { fingerprintOf, freePort, generateKeyPair, type Sshd, startSshd } from "../helpers/sshd.js";
 
 const run = promisify(execFile);
@@ -213,6 +216,57 @@ describe("SSH transport against a real sshd", () => {
         async () => !(await isRunning(shell)) && !(await isRunning(child)),
         "remote processes gone",
       );
+    });
+
+    it("an abort ends the remote command (TERM) and rejects with the abort's reason", async () => {
+      const dir = await userDir(sshd, "abort");
+      const transport = transportFor(sshd);
+      const controller = new AbortController();
+      const running = transport.exec(
+        ["sh", "-c", 'echo $$ > "$1/shell"; sleep 300 & echo $! > "$1/child"; wait', "sh", dir],
+        { timeoutMs: 60_000, signal: controller.signal },
+      );
+      await eventually(async () => existsSync(join(dir, "child")), "the command to start");
+      controller.abort(new Error("step timed out"));
+      await expect(running).rejects.toThrow("step timed out");
+      const shell = Number(await readFile(join(dir, "shell"), "utf8"));
+      const child = Number(await readFile(join(dir, "child"), "utf8"));
+      // The promise settles only once the channel closed: the processes are already gone.
+      expect(await isRunning(shell)).toBe(false);
+      await eventually(async () => !(await isRunning(child)), "the child gone");
+    });
+
+    it("a runner step that times out while its remote command runs leaves nothing running on the node", async () => {
+      const dir = await userDir(sshd, "step");
+      const transport = transportFor(sshd);
+      const journal = Journal.open(join(dir, "journal.jsonl"));
+      const runner = new OperationRunner(journal, new EventBus());
+      const op = await runner.run({
+        kind: "sync",
+        mutating: true,
+        trigger: "test",
+        params: {},
+        ctx: {},
+        steps: [
+          {
+            key: "slow",
+            name: "slow remote command",
+            timeoutMs: 1_000,
+            run: async ({ signal }) => {
+              await transport.exec(["sh", "-c", 'echo $$ > "$1/pid"; exec sleep 300', "sh", dir], {
+                timeoutMs: 600_000,
+                signal,
+              });
+            },
+          },
+        ],
+      });
+      expect(op.status).toBe("failed");
+      expect(op.steps[0]?.error).toMatch(/timed out after 1000 ms/);
+      const pid = Number(await readFile(join(dir, "pid"), "utf8"));
+      // The runner waited for the step to wind down before ending it.
+      expect(await isRunning(pid)).toBe(false);
+      journal.close();
     });
 
     it("escalates to KILL when the command ignores TERM", async () => {

@@ -151,7 +151,10 @@ program
   .option("--delay <ms>", "netem: delay of every packet the host sends", number("--delay"))
   .option("--clear", "netem: remove loss and delay; tool-fault: remove the tool fault")
   .option("--tool <name>", "tool-fault: the zigpy-znp tool (nvram_read, nvram_write, nvram_reset, ...)")
-  .option("--mode <mode>", "tool-fault: fail (exit 1, dongle untouched) or corrupt (cut its -o file in half)")
+  .option(
+    "--mode <mode>",
+    "tool-fault: fail (exit 1, dongle untouched), corrupt (cut its -o file in half) or hang (never ends)",
+  )
   .option("--times <n>", "tool-fault: only the next N runs (default: every run)", number("--times"))
   .action(
     async (

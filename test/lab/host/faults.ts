@@ -75,7 +75,7 @@ export const FAULTS = {
   "tool-fault": {
     undo: "tool-fault --clear",
     hosts: "nodes",
-    help: "a zigpy-znp tool fails or corrupts its output: --tool nvram_write --mode fail|corrupt [--times N]; --clear",
+    help: "a zigpy-znp tool fails, corrupts its output or hangs: --tool nvram_write --mode fail|corrupt|hang [--times N]; --clear",
   },
   "break-tools": {
     undo: "fix-tools",

@@ -156,6 +156,10 @@ if [ "$1" = -m ] && [ -r "$f" ] && read -r tool mode left <"$f" && [ "$2" = "zig
       size=$(wc -c <"$out")
       head -c $((size / 2)) "$out" >"$out.lab-cut" && cat "$out.lab-cut" >"$out" && rm -f "$out.lab-cut"
       exit 0 ;;
+    hang)
+      # A tool that never finishes (a dongle that stopped answering), still named as the tool.
+      echo "lab tool-fault: $tool hangs on purpose" >&2
+      exec "$py" -c 'import time; time.sleep(1e6)' "zigpy_znp.tools.$tool" ;;
   esac
 fi
 exec "$py" "$@"

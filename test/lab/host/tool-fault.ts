@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { pythonWrapper } from "./files.js";
 import type { Layout } from "./layout.js";
 
-export const TOOL_FAULT_MODES = ["fail", "corrupt"] as const;
+export const TOOL_FAULT_MODES = ["fail", "corrupt", "hang"] as const;
 export type ToolFaultMode = (typeof TOOL_FAULT_MODES)[number];
 
 export interface ToolFaultOptions {
