@@ -7,13 +7,14 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { expect } from "vitest";
 import type { OperationRecord } from "../../sidecar/types.js";
+import { type Nvram, runningNodes } from "./cluster-facts.js";
 import type { BridgeSnapshot } from "./host/mqtt.js";
 import { type SidecarApi, sleep } from "./sidecar-api.js";
 import { baseline, type SidecarHandle } from "./sidecar-harness.js";
 import type { SimulatorStatus } from "./simulator/client.js";
-import type { HostId, Lab } from "./world.js";
+import type { Lab } from "./world.js";
 
-export type Nvram = Record<string, Record<string, string>>;
+export { isCounterItem, type Nvram, nvramDifferences, runningNodes } from "./cluster-facts.js";
 
 /** The network as zigbee2mqtt announces it in bridge/info. */
 export interface Identity {
@@ -31,15 +32,6 @@ export function identityOf(bridge: BridgeSnapshot): Identity {
     extended_pan_id: String(info?.network?.extended_pan_id),
     channel: Number(info?.network?.channel),
   };
-}
-
-/** The nodes whose service manager says zigbee2mqtt is started (`rc-service zigbee2mqtt status`). */
-export async function runningNodes(lab: Lab): Promise<string[]> {
-  const running: string[] = [];
-  for (const id of lab.info.nodeIds) {
-    if ((await lab.service(id as HostId, "status")).code === 0) running.push(id);
-  }
-  return running;
 }
 
 /**
@@ -71,23 +63,6 @@ export async function freshNetwork(lab: Lab): Promise<Identity> {
 /** The network key a dongle holds (NWKKEY = sequence number ‖ key ‖ …), as lowercase hex. */
 export function networkKeyOf(nvram: Nvram): string {
   return (nvram.LEGACY?.NWKKEY ?? "").slice(2, 34);
-}
-
-/** Items whose value is the network frame counter: they differ between copies by design. */
-export function isCounterItem(item: string): boolean {
-  return item === "LEGACY.NWKKEY" || item.startsWith("NWK_SEC_MATERIAL_TABLE.");
-}
-
-/** Every item of `expected` that `actual` does not hold identically, frame counter items aside. */
-export function nvramDifferences(expected: Nvram, actual: Nvram): string[] {
-  const differences: string[] = [];
-  for (const [section, items] of Object.entries(expected)) {
-    for (const [key, value] of Object.entries(items)) {
-      const item = `${section}.${key}`;
-      if (!isCounterItem(item) && actual[section]?.[key] !== value) differences.push(item);
-    }
-  }
-  return differences;
 }
 
 /** The NVRAM dump a switchover read from the old active, as the sidecar stored it. */
