@@ -153,12 +153,21 @@ program
   .option("--tool <name>", "tool-fault: the zigpy-znp tool (nvram_read, nvram_write, nvram_reset, ...)")
   .option("--mode <mode>", "tool-fault: fail (exit 1, dongle untouched) or corrupt (cut its -o file in half)")
   .option("--times <n>", "tool-fault: only the next N runs (default: every run)", number("--times"))
+  .option("--seconds <n>", "skew-clock: how far off (negative: behind)", number("--seconds"))
   .action(
     async (
       kind: string,
       host: string,
       disk: string | undefined,
-      opts: { loss?: number; delay?: number; clear?: boolean; tool?: string; mode?: string; times?: number },
+      opts: {
+        loss?: number;
+        delay?: number;
+        clear?: boolean;
+        tool?: string;
+        mode?: string;
+        times?: number;
+        seconds?: number;
+      },
     ) => {
       const lab = await Lab.attach(labName());
       const options = { ...opts } as FaultOptions;

@@ -43,6 +43,7 @@ import {
   rootLinkName,
 } from "./naming.js";
 import { buildNetwork, linkLocalAddresses } from "./network.js";
+import { runDocBlocks } from "./node-setup.js";
 import { waitFor } from "./run.js";
 import { type LabInfo, type NodeInfo, readLabInfo, writeLabInfo } from "./state.js";
 
@@ -211,7 +212,8 @@ export async function buildInstance(
   await Promise.all(
     allHosts.map((host) => shapeHostFilesystem(layout, name, host, { uid, z2mDir: Z2M_DIR })),
   );
-  step("hosts created");
+  await Promise.all(ids.map((id) => runDocBlocks(exec, id)));
+  step("hosts created (docs/nodes.md's set-up run on the nodes)");
 
   await startMosquitto(exec, layout, addresses);
   await startSnmptrapd(exec, layout, addresses, REPO);
