@@ -4,6 +4,7 @@ import { startSidecar } from "../server.js";
 import type { AutomationState, ClusterStatus, NodeDetail, OperationRecord, SnapshotInfo } from "../types.js";
 import { VERSION } from "../version.js";
 import { ApiClient, CliError, type EndpointFlags, resolveEndpoint } from "./client.js";
+import { doctorCommand } from "./doctor.js";
 import {
   formatNode,
   formatOperation,
@@ -111,6 +112,8 @@ configCmd
       () => `${path}: ok (${config.nodes.length} nodes: ${config.nodes.map((n) => n.id).join(", ")})`,
     );
   });
+
+program.addCommand(doctorCommand(globals));
 
 program
   .command("status")
