@@ -13,6 +13,7 @@ import {
   formatStatus,
   formatStep,
 } from "./format.js";
+import { initCommand } from "./init.js";
 
 interface GlobalFlags extends EndpointFlags {
   json?: boolean;
@@ -113,6 +114,7 @@ configCmd
     );
   });
 
+program.addCommand(initCommand(globals));
 program.addCommand(doctorCommand(globals));
 
 program
