@@ -11,8 +11,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 echo "-- hadolint"
-"$cache/deploy-venv/bin/hadolint" deploy/Dockerfile
-echo "deploy/Dockerfile: clean"
+"$cache/deploy-venv/bin/hadolint" deploy/Dockerfile addon/Dockerfile
+echo "deploy/Dockerfile, addon/Dockerfile: clean"
 
 echo "-- npm pack, npm install -g from the tarball into an empty prefix"
 npm pack --silent --pack-destination "$tmp" >/dev/null

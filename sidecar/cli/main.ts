@@ -3,6 +3,7 @@ import { ConfigError, configPath, loadConfig } from "../config/load.js";
 import { startSidecar } from "../server.js";
 import type { AutomationState, ClusterStatus, NodeDetail, OperationRecord, SnapshotInfo } from "../types.js";
 import { VERSION } from "../version.js";
+import { addonCommand } from "./addon.js";
 import { ApiClient, CliError, type EndpointFlags, resolveEndpoint } from "./client.js";
 import { doctorCommand } from "./doctor.js";
 import {
@@ -115,6 +116,7 @@ configCmd
   });
 
 program.addCommand(initCommand(globals));
+program.addCommand(addonCommand());
 program.addCommand(doctorCommand(globals));
 
 program
