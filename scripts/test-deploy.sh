@@ -32,9 +32,12 @@ mkdir -p "$root/usr/lib/systemd" "$root/etc/systemd/system" "$root/usr/local/bin
 cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
 printf '#!/bin/sh\nexec %q "$@"\n' "$tmp/prefix/bin/z2m-ha" >"$root/usr/local/bin/z2m-ha"
 chmod 0755 "$root/usr/local/bin/z2m-ha"
-install -m 0644 deploy/systemd/zigbee2mqtt-ha.service "$root/etc/systemd/system/"
+# The unit as the package ships it (docs/install.md installs it from there).
+installed="$tmp/prefix/lib/node_modules/zigbee2mqtt-ha/deploy/systemd"
+cmp "$installed/zigbee2mqtt-ha.service" deploy/systemd/zigbee2mqtt-ha.service
+install -m 0644 "$installed/zigbee2mqtt-ha.service" "$root/etc/systemd/system/"
 systemd-analyze verify --root="$root" zigbee2mqtt-ha.service
-install -m 0644 deploy/systemd/zigbee2mqtt-ha.sysusers "$root/usr/lib/sysusers.d/zigbee2mqtt-ha.conf"
+install -m 0644 "$installed/zigbee2mqtt-ha.sysusers" "$root/usr/lib/sysusers.d/zigbee2mqtt-ha.conf"
 sysusers=$(systemd-sysusers --root="$root" --dry-run 2>&1)
 [[ $sysusers == *"Creating user 'zigbee2mqtt-ha'"* ]] \
   || { echo "systemd-sysusers does not create the zigbee2mqtt-ha user: $sysusers" >&2; exit 1; }

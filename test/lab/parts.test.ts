@@ -2,7 +2,7 @@
  * The lab's pure parts: names and addresses derived from an instance name, the files that make a
  * node look like the prototype's, config overrides. Wrong here means a lab that lies.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -17,7 +17,7 @@ import {
   hostAddress,
   networkSettings,
 } from "./host/naming.js";
-import { docBlock } from "./host/node-setup.js";
+import { docBlock, NODES_DOC } from "./host/node-setup.js";
 import { tryRun } from "./host/run.js";
 import { mergeConfig } from "./host/sidecar.js";
 
@@ -79,6 +79,22 @@ describe("node files", () => {
     const dir = mkdtempSync(join(tmpdir(), "z2mha-sudoers-"));
     try {
       writeFileSync(join(dir, "rule"), `${heredoc}\n`, { mode: 0o440 });
+      const check = await tryRun(["visudo", "-c", "-f", join(dir, "rule")]);
+      expect(check.code, check.stderr + check.stdout).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("docs/nodes.md's systemd rule (not run by the lab: no systemd there) is sudoersRule's and passes visudo -c", async () => {
+    const doc = readFileSync(NODES_DOC, "utf8");
+    const block = /<!-- sudoers-systemd -->\n```sh\n[\s\S]*?<<'EOF'\n([\s\S]*?)\nEOF\n/.exec(doc)?.[1] ?? "";
+    expect(block.split("\n").filter((l) => l && !l.startsWith("#"))).toEqual([
+      sudoersRule("zigbee", "systemd", "zigbee2mqtt"),
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), "z2mha-sudoers-"));
+    try {
+      writeFileSync(join(dir, "rule"), `${block}\n`, { mode: 0o440 });
       const check = await tryRun(["visudo", "-c", "-f", join(dir, "rule")]);
       expect(check.code, check.stderr + check.stdout).toBe(0);
     } finally {
