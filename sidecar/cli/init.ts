@@ -347,14 +347,25 @@ function printResult(result: InitResult, print: Print): void {
   if (result.written) print(`then: z2m-ha doctor --config ${result.output}`);
 }
 
+/**
+ * Questions on stderr, answers line by line from stdin. Lines are read through one iterator, so
+ * answers piped in all at once are not lost between questions (readline drops lines that arrive
+ * while no question is asked); the end of input is an error rather than a hang.
+ */
 function terminalPrompter(): Prompter & { close(): void } {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  const lines = rl[Symbol.asyncIterator]();
+  const answer = async (question: string): Promise<string> => {
+    process.stderr.write(question);
+    const next = await lines.next();
+    if (next.done) throw new CliError("no answer: the input ended (use --non-interactive with flags)", 2);
+    return String(next.value).trim();
+  };
   return {
-    ask: async (question, fallback) =>
-      (await rl.question(`${question}${fallback !== undefined ? ` [${fallback}]` : ""}: `)).trim(),
+    ask: (question, fallback) => answer(`${question}${fallback !== undefined ? ` [${fallback}]` : ""}: `),
     confirm: async (question, fallback) => {
-      const answer = (await rl.question(`${question}? [${fallback ? "Y/n" : "y/N"}] `)).trim().toLowerCase();
-      return answer === "" ? fallback : ["y", "yes"].includes(answer);
+      const reply = (await answer(`${question}? [${fallback ? "Y/n" : "y/N"}] `)).toLowerCase();
+      return reply === "" ? fallback : ["y", "yes"].includes(reply);
     },
     close: () => rl.close(),
   };

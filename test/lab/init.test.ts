@@ -63,7 +63,7 @@ afterAll(async () => {
     });
 });
 
-describe("z2m-ha init --non-interactive", () => {
+describe("z2m-ha init", () => {
   const fingerprints: Record<string, string> = {};
   let pasteLines: Record<string, string> = {};
 
@@ -155,6 +155,45 @@ describe("z2m-ha init --non-interactive", () => {
     const again = await init(["--trust-new-host-keys"]);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/exists; give --force/);
+  });
+
+  it("interactive: the same questions answered with Enter give the same config; a key not confirmed, none", async () => {
+    const interactive = (answers: string[], output: string) =>
+      lab.exec(
+        "controller",
+        [
+          process.execPath,
+          join(REPO, "dist", "cli.js"),
+          "init",
+          "--output",
+          join(dir, output),
+          "--key",
+          join(dir, "id_ed25519"),
+        ],
+        { timeout: 120_000, input: `${answers.join("\n")}\n` },
+      );
+    const nodes = `node1=${lab.node("node1").address} node2=${lab.node("node2").address}`;
+    const refused = await interactive([nodes, "", "n"], "refused.yaml");
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/is this node1's key\? Compare with `ssh-keygen -lf/);
+    expect(refused.stderr).toMatch(/node1: host key not confirmed/);
+    expect((await lab.exec("controller", ["test", "-e", join(dir, "refused.yaml")])).code).not.toBe(0);
+
+    // nodes, user, two host keys, per node data_dir/port/frontend host, broker, listen address, write.
+    const answers = [nodes, "", "y", "y", "", "", "", "", "", "", "", "", "y"];
+    const result = await interactive(answers, "interactive.yaml");
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stderr).toContain(`node1 data_dir [/opt/zigbee2mqtt/data]: `);
+    expect(result.stderr).toContain(`node2 frontend.host [${lab.node("node2").address}]: `);
+    const { parse } = await import("yaml");
+    const written = parse(await lab.readFile("controller", join(dir, "interactive.yaml")));
+    const earlier = parse(await lab.readFile("controller", join(dir, "config.yaml")));
+    expect(written.nodes).toEqual(earlier.nodes);
+    expect(written.mqtt).toEqual(earlier.mqtt);
+    // Input that ends before the questions do is an error, not a hang.
+    const cut = await interactive([nodes], "cut.yaml");
+    expect(cut.code).toBe(2);
+    expect(cut.stderr).toMatch(/no answer: the input ended/);
   });
 
   it("the real sidecar serves that config, syncs, and switches node1 → node2 with it", async () => {
