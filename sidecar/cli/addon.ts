@@ -121,27 +121,32 @@ async function run(paths: AddonPaths, port: number): Promise<void> {
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
 
-  if (supervisor) {
-    const discovery = {
-      url: `http://${await supervisor.hostname()}:${config.server.port}`,
-      token: sidecar.token,
-      instance_id: loadOrCreateInstanceId(config.state_dir),
-    };
-    // Home Assistant may start after the add-on; the Supervisor keeps the message until it asks.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const uuid = await supervisor.discover(discovery);
-        log(`announced to Home Assistant as ${discovery.url} (discovery ${uuid})`);
-        break;
-      } catch (error) {
-        if (attempt >= 5) {
-          log(
-            `could not announce to Home Assistant: ${(error as Error).message}; add the integration by hand`,
-          );
-          break;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 2_000 * attempt));
+  if (supervisor) await announce(supervisor, config.server.port, sidecar.token, config.state_dir);
+}
+
+/**
+ * Supervisor discovery, retried: Home Assistant may start after the add-on (the Supervisor keeps
+ * the message until it asks), and a Supervisor that does not answer must not take the running
+ * sidecar down with it.
+ */
+async function announce(
+  supervisor: Supervisor,
+  port: number,
+  token: string,
+  stateDir: string,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const url = `http://${await supervisor.hostname()}:${port}`;
+      const uuid = await supervisor.discover({ url, token, instance_id: loadOrCreateInstanceId(stateDir) });
+      log(`announced to Home Assistant as ${url} (discovery ${uuid})`);
+      return;
+    } catch (error) {
+      if (attempt >= 5) {
+        log(`could not announce to Home Assistant: ${(error as Error).message}; add the integration by hand`);
+        return;
       }
+      await new Promise((resolve) => setTimeout(resolve, 2_000 * attempt));
     }
   }
 }

@@ -27,8 +27,10 @@ interface SupervisorCall {
 
 async function fakeSupervisor(
   mqttPort: number,
+  { failDiscovery = 0 } = {},
 ): Promise<{ url: string; calls: SupervisorCall[]; server: Server }> {
   const calls: SupervisorCall[] = [];
+  let refused = 0;
   const server = createServer(async (req: IncomingMessage, res) => {
     let text = "";
     for await (const chunk of req) text += chunk;
@@ -54,6 +56,10 @@ async function fakeSupervisor(
         result: "ok",
         data: { hostname: "a0d7b954-zigbee2mqtt-ha", slug: "zigbee2mqtt_ha" },
       });
+    if (req.method === "POST" && req.url === "/discovery" && refused < failDiscovery) {
+      refused++;
+      return reply(503, { result: "error", message: "Home Assistant is starting" });
+    }
     if (req.method === "POST" && req.url === "/discovery")
       return reply(200, { result: "ok", data: { uuid: "5f3b0a9c2f6c4f0e9d1d6c1e7b2a4c11" } });
     reply(404, { result: "error", message: "not here" });
@@ -177,6 +183,36 @@ describe("z2m-ha addon run", () => {
 
     child?.kill("SIGTERM");
     expect(await run.exit).toBe(0);
+  });
+
+  it("discovery refused at first (Home Assistant starting): retried while the sidecar serves", async () => {
+    dir = mkdtempSync(join(tmpdir(), "z2mha-addon-"));
+    const port = await freePort();
+    const fake = await fakeSupervisor(await freePort(), { failDiscovery: 1 });
+    supervisor = fake.server;
+    writeFileSync(
+      join(dir, "options.json"),
+      JSON.stringify(
+        options([
+          { id: "node1", host: "127.0.0.1", port: await freePort(), host_key: KEY },
+          { id: "node2", host: "127.0.0.1", port: await freePort(), host_key: KEY },
+        ]),
+      ),
+    );
+    const run = start(dir, port, fake.url);
+    await until(
+      "the first, refused discovery",
+      () => fake.calls.find((c) => c.path === "/discovery"),
+      run.output,
+    );
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    await until(
+      "announced",
+      () => (run.output().includes("announced to Home Assistant") ? true : undefined),
+      run.output,
+    );
+    expect(fake.calls.filter((c) => c.path === "/discovery")).toHaveLength(2);
+    expect(child?.exitCode).toBeNull();
   });
 
   it("addon render writes a config that z2m-ha config check accepts", async () => {
