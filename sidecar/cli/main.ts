@@ -5,7 +5,9 @@ import { StateDirLockedError } from "../store/lock.js";
 import { StateFileError } from "../store/state.js";
 import type { AutomationState, ClusterStatus, NodeDetail, OperationRecord, SnapshotInfo } from "../types.js";
 import { VERSION } from "../version.js";
+import { addonCommand } from "./addon.js";
 import { ApiClient, CliError, type EndpointFlags, resolveEndpoint } from "./client.js";
+import { doctorCommand } from "./doctor.js";
 import {
   formatNode,
   formatOperation,
@@ -14,6 +16,7 @@ import {
   formatStatus,
   formatStep,
 } from "./format.js";
+import { initCommand } from "./init.js";
 
 interface GlobalFlags extends EndpointFlags {
   json?: boolean;
@@ -125,6 +128,10 @@ configCmd
       () => `${path}: ok (${config.nodes.length} nodes: ${config.nodes.map((n) => n.id).join(", ")})`,
     );
   });
+
+program.addCommand(initCommand(globals));
+program.addCommand(addonCommand());
+program.addCommand(doctorCommand(globals));
 
 program
   .command("status")

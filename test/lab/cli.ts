@@ -156,12 +156,21 @@ program
     "tool-fault: fail (exit 1, dongle untouched), corrupt (cut its -o file in half) or hang (never ends)",
   )
   .option("--times <n>", "tool-fault: only the next N runs (default: every run)", number("--times"))
+  .option("--seconds <n>", "skew-clock: how far off (negative: behind)", number("--seconds"))
   .action(
     async (
       kind: string,
       host: string,
       disk: string | undefined,
-      opts: { loss?: number; delay?: number; clear?: boolean; tool?: string; mode?: string; times?: number },
+      opts: {
+        loss?: number;
+        delay?: number;
+        clear?: boolean;
+        tool?: string;
+        mode?: string;
+        times?: number;
+        seconds?: number;
+      },
     ) => {
       const lab = await Lab.attach(labName());
       const options = { ...opts } as FaultOptions;

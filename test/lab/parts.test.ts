@@ -2,16 +2,14 @@
  * The lab's pure parts: names and addresses derived from an instance name, the files that make a
  * node look like the prototype's, config overrides. Wrong here means a lab that lies.
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { sudoersRule } from "../../sidecar/node/service-manager.js";
 import { overlaps, parseCidr } from "./host/addressing.js";
-import {
-  groupWithZigbee,
-  passwdWithZigbee,
-  shadowFor,
-  sudoersForZigbee,
-  z2mConfiguration,
-} from "./host/files.js";
+import { groupWithZigbee, passwdWithZigbee, shadowFor, z2mConfiguration } from "./host/files.js";
 import {
   candidateLinkLocal,
   candidateSubnet,
@@ -19,6 +17,8 @@ import {
   hostAddress,
   networkSettings,
 } from "./host/naming.js";
+import { docBlock, NODES_DOC } from "./host/node-setup.js";
+import { tryRun } from "./host/run.js";
 import { mergeConfig } from "./host/sidecar.js";
 
 describe("names and addresses", () => {
@@ -65,13 +65,49 @@ describe("node files", () => {
     expect(shadowFor(passwd)).toBe("root:*:19000:0:99999:7:::\nzigbee:*:19000:0:99999:7:::\n");
   });
 
-  it("sudo allows zigbee the service and the coordinator tools only", () => {
-    const rules = sudoersForZigbee()
-      .split("\n")
-      .filter((line) => line && !line.startsWith("#"));
-    expect(rules).toEqual([
-      "zigbee ALL=(root) NOPASSWD: /usr/local/sbin/rc-service zigbee2mqtt *, /usr/local/bin/python3 -m zigpy_znp.tools.*",
+  it("the lab's sudo rule is docs/nodes.md's block: the service commands only, as init and doctor write them", async () => {
+    const block = docBlock("sudoers-openrc");
+    const heredoc = /<<'EOF'\n([\s\S]*?)\nEOF\n/.exec(block)?.[1] ?? "";
+    const rules = heredoc.split("\n").filter((line) => line && !line.startsWith("#"));
+    expect(rules).toEqual([sudoersRule("zigbee", "openrc", "zigbee2mqtt")]);
+    expect(rules[0]).toBe(
+      "zigbee ALL=(root) NOPASSWD: /sbin/rc-service zigbee2mqtt start, /sbin/rc-service zigbee2mqtt stop, /sbin/rc-service zigbee2mqtt status",
+    );
+    expect(block).toMatch(/^cat >\/etc\/sudoers.d\/zigbee2mqtt-ha <<'EOF'\n/);
+    expect(block).toContain("chmod 0440 /etc/sudoers.d/zigbee2mqtt-ha\n");
+    // sudo's own parser accepts the rule (a syntax error would disable every rule in the file).
+    const dir = mkdtempSync(join(tmpdir(), "z2mha-sudoers-"));
+    try {
+      writeFileSync(join(dir, "rule"), `${heredoc}\n`, { mode: 0o440 });
+      const check = await tryRun(["visudo", "-c", "-f", join(dir, "rule")]);
+      expect(check.code, check.stderr + check.stdout).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("docs/nodes.md's systemd rule (not run by the lab: no systemd there) is sudoersRule's and passes visudo -c", async () => {
+    const doc = readFileSync(NODES_DOC, "utf8");
+    const block = /<!-- sudoers-systemd -->\n```sh\n[\s\S]*?<<'EOF'\n([\s\S]*?)\nEOF\n/.exec(doc)?.[1] ?? "";
+    expect(block.split("\n").filter((l) => l && !l.startsWith("#"))).toEqual([
+      sudoersRule("zigbee", "systemd", "zigbee2mqtt"),
     ]);
+    const dir = mkdtempSync(join(tmpdir(), "z2mha-sudoers-"));
+    try {
+      writeFileSync(join(dir, "rule"), `${block}\n`, { mode: 0o440 });
+      const check = await tryRun(["visudo", "-c", "-f", join(dir, "rule")]);
+      expect(check.code, check.stderr + check.stdout).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a doc block is found by its marker only, once, and must be a sh block", () => {
+    const doc = "x\n<!-- lab: a -->\n```sh\necho a\n```\n<!-- lab: b -->\ntext\n";
+    expect(docBlock("a", doc)).toBe("echo a\n");
+    expect(() => docBlock("b", doc)).toThrow(/not followed by a ```sh block/);
+    expect(() => docBlock("c", doc)).toThrow(/no block/);
+    expect(() => docBlock("a", `${doc}${doc}`)).toThrow(/twice/);
   });
 
   it("configuration.yaml: settings version 5, the node's own frontend host, the instance's network, comments", () => {

@@ -280,7 +280,7 @@ export class Lab {
     );
   }
 
-  /** A zigpy-znp tool on a node's dongle, the prototype's way: as zigbee, through sudo. */
+  /** A zigpy-znp tool on a node's dongle, as the product runs it: as zigbee (in dialout), without sudo. */
   znp(
     node: string,
     tool: string,
@@ -291,7 +291,7 @@ export class Lab {
     const n = this.node(node);
     return this.exec(
       this.nodeHost(node),
-      ["sudo", "-n", "python3", "-m", `zigpy_znp.tools.${tool}`, n.serialPort, ...args],
+      ["python3", "-m", `zigpy_znp.tools.${tool}`, n.serialPort, ...args],
       { user: ZIGBEE_USER, timeout },
     );
   }

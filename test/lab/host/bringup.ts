@@ -14,7 +14,16 @@ import {
   writeControllerConfigs,
 } from "./controller.js";
 import { dongleHostPaths, startDongle } from "./dongle.js";
-import { DATA_DIR, FRONTEND_PORT, HOME_DIR, SERIAL_PORT, STAGING_DIR, ZIGBEE_USER } from "./files.js";
+import {
+  DATA_DIR,
+  FRONTEND_PORT,
+  HOME_DIR,
+  RC_SERVICE,
+  RC_UPDATE,
+  SERIAL_PORT,
+  STAGING_DIR,
+  ZIGBEE_USER,
+} from "./files.js";
 import {
   freeUserId,
   type HostExec,
@@ -31,7 +40,7 @@ import {
 } from "./hosts.js";
 import { preflight, REPO, Z2M_DIR, Z2M_INDEX, ZNP_VENV, z2mVersion } from "./install.js";
 import { ensureKeyPair } from "./keys.js";
-import { layout as layoutOf, RUN_BASE } from "./layout.js";
+import { layout as layoutOf, NODE_FAULTS_DIR, RUN_BASE } from "./layout.js";
 import { createHostNamespaces, ensurePrivateNsDir, listRunDirs } from "./namespaces.js";
 import {
   dongleIeee,
@@ -43,6 +52,7 @@ import {
   rootLinkName,
 } from "./naming.js";
 import { buildNetwork, linkLocalAddresses } from "./network.js";
+import { runDocBlocks } from "./node-setup.js";
 import { waitFor } from "./run.js";
 import { type LabInfo, type NodeInfo, readLabInfo, writeLabInfo } from "./state.js";
 
@@ -211,7 +221,8 @@ export async function buildInstance(
   await Promise.all(
     allHosts.map((host) => shapeHostFilesystem(layout, name, host, { uid, z2mDir: Z2M_DIR })),
   );
-  step("hosts created");
+  await Promise.all(ids.map((id) => runDocBlocks(exec, id)));
+  step("hosts created (docs/nodes.md's set-up run on the nodes)");
 
   await startMosquitto(exec, layout, addresses);
   await startSnmptrapd(exec, layout, addresses, REPO);
@@ -247,6 +258,23 @@ export async function healInstance(lab: Lab, log: (line: string) => void): Promi
   const info = lab.info;
   for (const host of ["controller", ...info.nodeIds] as HostId[]) {
     if ((await lab.exec(host, ["true"], { timeout: 10_000 })).code !== 0) return false;
+  }
+  // An instance built by an older lab lacks what the current one sets up on its nodes (the OpenRC
+  // stand-ins at /sbin, the faults dir, docs/nodes.md's sudo rule): rebuild it rather than run on it.
+  for (const id of info.nodeIds as HostId[]) {
+    const current = await lab.exec(id, [
+      "/bin/sh",
+      "-c",
+      'test -x "$1" && test -x "$2" && test -d "$3" && test -f /etc/sudoers.d/zigbee2mqtt-ha',
+      "sh",
+      RC_SERVICE,
+      RC_UPDATE,
+      NODE_FAULTS_DIR,
+    ]);
+    if (current.code !== 0) {
+      log(`${id} was set up by an older version of the lab`);
+      return false;
+    }
   }
   const addresses = { lab: info.controller.address, linkLocal: info.linkLocal.controller };
   await startMosquitto(exec, lab.layout, addresses);

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SimulatorClient } from "../simulator/client.js";
@@ -83,6 +83,12 @@ export const FAULTS = {
     help: "the node's python3 lacks zigpy-znp (`python3 -m zigpy_znp.tools.X` fails as if never installed)",
   },
   "fix-tools": { undo: null, hosts: "nodes", help: "the node's python3 is the zigpy-znp virtualenv's again" },
+  "skew-clock": {
+    undo: "fix-clock",
+    hosts: "nodes",
+    help: "the node's clock reads --seconds N off (its `date`: the machine's clock is shared by all hosts)",
+  },
+  "fix-clock": { undo: null, hosts: "nodes", help: "the node's clock reads right again" },
   "stop-mqtt": { undo: "start-mqtt", hosts: "controller", help: "stop the controller's Mosquitto" },
   "start-mqtt": { undo: null, hosts: "controller", help: "start the controller's Mosquitto" },
 } as const;
@@ -104,6 +110,8 @@ export interface FaultOptions extends Omit<ToolFaultOptions, "clear"> {
   clear?: boolean;
   /** fill-disk / free-disk: which tmpfs (free-disk without one frees both). */
   disk?: Disk;
+  /** skew-clock: how far off the node's clock reads (negative: behind). */
+  seconds?: number;
 }
 
 export interface FaultContext {
@@ -195,6 +203,9 @@ export async function applyFault(
       return setPythonWrapper(ctx, host, kind === "break-tools");
     case "tool-fault":
       return setToolFault(ctx.layout, ctx.info().znp.venv, host, options);
+    case "skew-clock":
+    case "fix-clock":
+      return setClockSkew(ctx, host, kind === "skew-clock" ? options.seconds : undefined);
     case "stop-mqtt":
       return stopMosquitto(exec, ctx.layout);
     case "start-mqtt": {
@@ -246,7 +257,7 @@ async function fillDisk(exec: HostExec, host: HostId, disk: Disk) {
 /**
  * /usr/local/bin/python3 on a node (its host dir's bin/, bound read-only into the node) is a
  * wrapper around the zigpy-znp virtualenv's python. Broken, it runs the system python, which has
- * no zigpy_znp: `sudo python3 -m zigpy_znp.tools.X` fails with the real ModuleNotFoundError, as on
+ * no zigpy_znp: `python3 -m zigpy_znp.tools.X` fails with the real ModuleNotFoundError, as on
  * a node where the tools were never installed. Written with a rename: a running python3 keeps its file.
  */
 function setPythonWrapper(ctx: FaultContext, host: HostId, broken: boolean) {
@@ -257,6 +268,31 @@ function setPythonWrapper(ctx: FaultContext, host: HostId, broken: boolean) {
 }
 
 const BROKEN_PYTHON = `#!/bin/sh\n# python3 WITHOUT zigpy-znp (zigbee2mqtt-ha lab fault break-tools; undo: fix-tools)\nexec ${SYSTEM_PYTHON} "$@"\n`;
+
+/**
+ * A node's clock cannot be set on its own: every lab host shares the machine's realtime clock
+ * (time namespaces offset only the monotonic clocks). What reads a node's clock, over SSH, is its
+ * `date`: the fault puts a `date` in the node's /usr/local/bin, first on its PATH, that answers
+ * for a clock N seconds off (nanoseconds kept, so GNU `date +%s %N` stays fine-grained).
+ */
+function setClockSkew(ctx: FaultContext, host: HostId, seconds: number | undefined) {
+  const path = join(ctx.layout.node(host).bin, "date");
+  if (seconds === undefined) {
+    rmSync(path, { force: true });
+    return;
+  }
+  if (!Number.isInteger(seconds) || seconds === 0 || Math.abs(seconds) > 10 * 365 * 86_400)
+    throw new Error(`skew-clock: --seconds must be a non-zero whole number of seconds, not ${seconds}`);
+  const content = `#!/bin/sh
+# ${SKEWED_DATE_MARK} ${seconds} s (zigbee2mqtt-ha lab fault skew-clock; undo: fix-clock)
+now=$(/bin/date +%s.%N)
+exec /bin/date -d "@$((\${now%.*} + ${seconds})).\${now#*.}" "$@"
+`;
+  writeFileSync(`${path}.lab-tmp`, content, { mode: 0o755 });
+  renameSync(`${path}.lab-tmp`, path);
+}
+
+const SKEWED_DATE_MARK = "date of a clock off by";
 
 async function netem(ctx: FaultContext, host: HostId, options: FaultOptions) {
   const current = ctx.info().netem?.[host];
@@ -335,6 +371,11 @@ export async function activeFaults(ctx: FaultContext): Promise<ActiveFault[]> {
     }
     const python = join(ctx.layout.node(node).bin, "python3");
     if (existsSync(python) && readFileSync(python, "utf8") === BROKEN_PYTHON) add(node, "break-tools");
+    const date = join(ctx.layout.node(node).bin, "date");
+    if (existsSync(date)) {
+      const skew = new RegExp(`${SKEWED_DATE_MARK} (-?\\d+) s`).exec(readFileSync(date, "utf8"));
+      add(node, "skew-clock", skew ? `${skew[1]} s` : undefined);
+    }
     const toolFault = toolFaultOf(ctx.layout, node);
     if (toolFault) add(node, "tool-fault", toolFault);
     if (existsSync(n.simulator.control)) {

@@ -1,10 +1,11 @@
 /**
  * Contents of the files that make a lab host look like the prototype's nodes: the zigbee user
- * (in the node's /etc only), its sudo rights, sshd, the zigbee2mqtt service definition.
- * Pure functions of their inputs; node-files.ts writes them.
+ * (in the node's /etc only), sshd, the zigbee2mqtt service definition. Pure functions of their
+ * inputs; hosts.ts writes them. zigbee's sudo rule is not here: the lab runs docs/nodes.md's
+ * block for it (node-setup.ts), so the documented rule is the tested one.
  */
 
-import { NODE_LAB_DIR } from "./layout.js";
+import { NODE_FAULTS_DIR } from "./layout.js";
 
 export const ZIGBEE_USER = "zigbee";
 export const SERIAL_PORT = "/dev/ttyUSB0";
@@ -14,9 +15,11 @@ export const HOME_DIR = `/home/${ZIGBEE_USER}`;
 export const STAGING_DIR = `${HOME_DIR}/zigbee2mqtt-ha`;
 export const FRONTEND_PORT = 8080;
 export const SERVICE = "zigbee2mqtt";
-/** The python3 that `sudo python3` finds first on the nodes' secure_path. */
+/** The python3 that `python3` finds first on the nodes' PATH (and on sudo's secure_path). */
 export const NODE_PYTHON = "/usr/local/bin/python3";
-export const RC_SERVICE = "/usr/local/sbin/rc-service";
+/** Where Alpine's OpenRC has them; in the lab, the stand-ins in test/lab/node (an overlay on /usr/sbin). */
+export const RC_SERVICE = "/sbin/rc-service";
+export const RC_UPDATE = "/sbin/rc-update";
 
 /** Paths that reach a shell or sudoers as words must be plain. */
 export function checkPlainPath(path: string): string {
@@ -64,15 +67,6 @@ export function shadowFor(passwd: string): string {
     .filter(Boolean)
     .map((line) => line.split(":")[0]);
   return `${names.map((name) => `${name}:*:19000:0:99999:7:::`).join("\n")}\n`;
-}
-
-/** sudo for zigbee exactly as the prototype needs it, and nothing else. */
-export function sudoersForZigbee(): string {
-  return [
-    "# zigbee may control the zigbee2mqtt service and run the zigpy-znp tools, nothing else (zigbee2mqtt-ha lab).",
-    `${ZIGBEE_USER} ALL=(root) NOPASSWD: ${RC_SERVICE} ${SERVICE} *, ${NODE_PYTHON} -m zigpy_znp.tools.*`,
-    "",
-  ].join("\n");
 }
 
 export function sshdConfig(node: string): string {
@@ -126,15 +120,16 @@ export function zigbee2mqttInitScript(node: string, nodeBinary: string, z2mIndex
 
 /**
  * Where the lab's `tool-fault` puts its order on a node: `TOOL MODE COUNT` (COUNT -1: every run).
- * In the node's root-only lab dir, so only root (sudo, as the tools run) reads it and no test
- * subject can change it.
+ * The tools run as zigbee (no sudo), so zigbee's python3 wrapper must read the order and count it
+ * down: a file of mode 0666 in a root-owned directory that only the node sees (not in any path
+ * the product uses).
  */
-export const TOOL_FAULT_FILE = `${NODE_LAB_DIR}/tool-fault`;
+export const TOOL_FAULT_FILE = `${NODE_FAULTS_DIR}/tool-fault`;
 
 /**
  * /usr/local/bin/python3 on the nodes: the zigpy-znp virtualenv's interpreter, with the lab's
  * coordinator-tool faults. When TOOL_FAULT_FILE names the tool being run (`-m zigpy_znp.tools.X`)
- * and has runs left: `fail` exits 1 before touching the dongle; `corrupt` runs the tool and then
+ * and has runs left (`--help` runs do not count): `fail` exits 1 before touching the dongle; `corrupt` runs the tool and then
  * cuts the file it wrote (`-o`) in half, as a dump damaged on its way would be.
  */
 export function pythonWrapper(venv: string): string {
@@ -142,6 +137,8 @@ export function pythonWrapper(venv: string): string {
 # python3 of the zigpy-znp virtualenv (zigbee2mqtt-ha lab)
 py=${checkPlainPath(venv)}/bin/python3
 f=${TOOL_FAULT_FILE}
+# A --help run (the sidecar's probes ask for one) touches no dongle: it neither fails nor uses up a run.
+case " $* " in *" --help "*) exec "$py" "$@" ;; esac
 if [ "$1" = -m ] && [ -r "$f" ] && read -r tool mode left <"$f" && [ "$2" = "zigpy_znp.tools.$tool" ] && [ "$left" != 0 ]; then
   [ "$left" -gt 0 ] && echo "$tool $mode $((left - 1))" >"$f"
   case "$mode" in

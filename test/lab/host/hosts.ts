@@ -1,5 +1,5 @@
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   checkPlainPath,
@@ -11,7 +11,6 @@ import {
   SERVICE,
   shadowFor,
   sshdConfig,
-  sudoersForZigbee,
   zigbee2mqttInitScript,
 } from "./files.js";
 import { ensureKeyPair, fingerprint, publicKeyLine } from "./keys.js";
@@ -23,7 +22,8 @@ import { type RunResult, run, waitFor } from "./run.js";
 const here = dirname(fileURLToPath(import.meta.url));
 const NODE_ROOT_SCRIPT = join(here, "node-root.sh");
 const CONTROLLER_ROOT_SCRIPT = join(here, "controller-root.sh");
-const RC_SERVICE_SCRIPT = join(here, "..", "node", "rc-service");
+/** OpenRC stand-ins, put where Alpine has them (/sbin = /usr/sbin) by the node's overlay. */
+const OPENRC_STAND_INS = ["rc-service", "rc-update"].map((name) => join(here, "..", "node", name));
 /** The repository: the nodes' simulators run from it. */
 const REPO_DIR = join(here, "..", "..", "..");
 
@@ -62,6 +62,8 @@ export async function writeNodeFiles(layout: Layout, plan: NodePlan): Promise<vo
   }
   mkdirSync(dir.bin, { recursive: true });
   mkdirSync(dir.sbin, { recursive: true });
+  mkdirSync(dir.sbinWork, { recursive: true });
+  mkdirSync(dir.faults, { recursive: true, mode: 0o755 });
   mkdirSync(join(dir.home, ".ssh"), { recursive: true, mode: 0o700 });
   mkdirSync(dir.lab, { recursive: true, mode: 0o700 });
 
@@ -73,7 +75,6 @@ export async function writeNodeFiles(layout: Layout, plan: NodePlan): Promise<vo
   writeFileSync(join(dir.etc, "shadow"), shadowFor(passwd), { mode: 0o640 });
   writeFileSync(join(dir.etc, "hosts"), hostsFile(plan.hosts), { mode: 0o644 });
   writeFileSync(join(dir.etc, "hostname"), `${plan.id}\n`, { mode: 0o644 });
-  writeFileSync(join(dir.etc, "sudoers.d", "zigbee"), sudoersForZigbee(), { mode: 0o440 });
   writeFileSync(join(dir.etc, "ssh", "sshd_config"), sshdConfig(plan.id), { mode: 0o644 });
   copyFileSync("/etc/ssh/ssh_config", join(dir.etc, "ssh", "ssh_config"));
   if (existsSync("/etc/ssh/moduli")) copyFileSync("/etc/ssh/moduli", join(dir.etc, "ssh", "moduli"));
@@ -83,8 +84,11 @@ export async function writeNodeFiles(layout: Layout, plan: NodePlan): Promise<vo
     { mode: 0o755 },
   );
   writeFileSync(join(dir.bin, "python3"), pythonWrapper(plan.znpVenv), { mode: 0o755 });
-  copyFileSync(RC_SERVICE_SCRIPT, join(dir.sbin, "rc-service"));
-  chmodSync(join(dir.sbin, "rc-service"), 0o755);
+  for (const script of OPENRC_STAND_INS) {
+    const target = join(dir.sbin, basename(script));
+    copyFileSync(script, target);
+    chmodSync(target, 0o755);
+  }
 
   await ensureKeyPair(dir.hostKey, `root@${plan.id}`);
   if (!existsSync(dir.originalHostKey)) {
@@ -107,7 +111,8 @@ export function sshTrustFiles(
   self: string,
   peerSsh: boolean,
 ): { authorizedKeys: string; knownHosts: string } {
-  const keys = [publicKeyLine(`${layout.privateKey}.pub`)];
+  // `restrict` as docs/nodes.md has it: no forwarding, no terminal; commands and SFTP work.
+  const keys = [`restrict ${publicKeyLine(`${layout.privateKey}.pub`)}`];
   if (peerSsh) {
     for (const node of nodes) {
       if (node.id !== self) keys.push(publicKeyLine(`${layout.node(node.id).zigbeeKey}.pub`));

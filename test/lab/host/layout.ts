@@ -5,6 +5,8 @@ export const RUN_BASE = "/run/z2mha-lab";
 
 /** Inside a node, the node's lab directory (HOST_DIR/lab) is bound here, root-only. */
 export const NODE_LAB_DIR = "/run/lab";
+/** Inside a node, HOST_DIR/faults is bound here: fault orders the node's own user must read. */
+export const NODE_FAULTS_DIR = "/run/lab-faults";
 
 /** Paths of one instance's run directory, as seen from the root namespace. */
 export function layout(name: string) {
@@ -15,7 +17,11 @@ export function layout(name: string) {
       dir,
       etc: join(dir, "etc"),
       bin: join(dir, "bin"),
+      /** The upper layer of an overlay on the node's /usr/sbin (so /sbin/rc-service exists, as on Alpine). */
       sbin: join(dir, "sbin"),
+      sbinWork: join(dir, "sbin-work"),
+      /** Bound at /run/lab-faults inside the node. */
+      faults: join(dir, "faults"),
       home: join(dir, "home"),
       /** Bound at /run/lab inside the node. */
       lab: join(dir, "lab"),

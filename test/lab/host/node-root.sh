@@ -5,8 +5,11 @@
 # The node gets its own /dev (with a devpts instance of its own, where the simulated dongle's pty
 # lives), /run, /tmp, /var/log, /mnt, /opt (the zigbee2mqtt data dir on a small tmpfs, so a full disk
 # is real), /home (the zigbee user's home, also small), and per-node /etc files (passwd, group,
-# shadow, hosts, hostname, sudoers.d, ssh, init.d) and /usr/local/{bin,sbin}, bound from HOST_DIR.
-# HOST_DIR/lab appears as /run/lab (root only): the simulator's state, control socket and logs.
+# shadow, hosts, hostname, sudoers.d, ssh, init.d) and /usr/local/bin, bound from HOST_DIR.
+# HOST_DIR/sbin is the upper layer of an overlay on /usr/sbin: the OpenRC stand-ins appear at
+# /sbin/rc-service and /sbin/rc-update, where Alpine has them (and where docs/nodes.md's sudo rule
+# names them). HOST_DIR/lab appears as /run/lab (root only): the simulator's state, control socket
+# and logs; HOST_DIR/faults as /run/lab-faults (fault orders the node's own user reads).
 set -euo pipefail
 usage="usage: node-root.sh HOST_DIR HOSTNAME UID GID DATA_SIZE HOME_SIZE Z2M_DIR REPO_DIR"
 (($# == 8)) || { echo "$usage" >&2; exit 2; }
@@ -49,7 +52,8 @@ ln -s /proc/self/fd/2 /mnt/dev/stderr
 mount -t tmpfs -o mode=0755,size=16m,nosuid,nodev tmpfs /mnt/run
 mkdir -m 0700 /mnt/run/lab
 mount --bind "$host_dir/lab" /mnt/run/lab
-mkdir -m 0755 /mnt/run/sshd /mnt/run/openrc
+mkdir -m 0755 /mnt/run/sshd /mnt/run/openrc /mnt/run/lab-faults
+mount --bind "$host_dir/faults" /mnt/run/lab-faults
 
 for file in passwd group shadow hosts hostname; do
   mount --bind "$host_dir/etc/$file" "/etc/$file"
@@ -58,7 +62,7 @@ for dir in sudoers.d ssh init.d; do
   mount --bind "$host_dir/etc/$dir" "/etc/$dir"
 done
 mount --bind "$host_dir/bin" /usr/local/bin
-mount --bind "$host_dir/sbin" /usr/local/sbin
+mount -t overlay overlay -o "lowerdir=/usr/sbin,upperdir=$host_dir/sbin,workdir=$host_dir/sbin-work" /usr/sbin
 
 # One zigbee2mqtt install shared by every node, read-only as a package install would be.
 mount --bind "$z2m_dir" "$z2m_dir"

@@ -76,7 +76,8 @@ export function labSidecarConfig(info: LabInfo, stateDir: string): Record<string
         },
         data_dir: node.dataDir,
         staging_dir: node.stagingDir,
-        coordinator: { port: node.serialPort, tools: ["sudo", "python3", "-m", "zigpy_znp.tools"] },
+        // No sudo for the tools: zigbee is in dialout (docs/nodes.md, least privilege).
+        coordinator: { port: node.serialPort, tools: ["python3", "-m", "zigpy_znp.tools"] },
         service: {
           start: ["sudo", "rc-service", SERVICE, "start"],
           stop: ["sudo", "rc-service", SERVICE, "stop"],

@@ -1,9 +1,10 @@
 /**
  * The `tool-fault` fault: a zigpy-znp tool on a node fails, or corrupts what it writes, for the
  * next COUNT runs or every run. The node's python3 wrapper (files.ts) carries it out; this writes
- * and reads its order file, from the root namespace, in the node's root-only lab dir.
+ * and reads its order file, from the root namespace, in the node's faults dir (/run/lab-faults in
+ * the node: the wrapper runs as zigbee and counts the order down).
  */
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pythonWrapper } from "./files.js";
 import type { Layout } from "./layout.js";
@@ -21,7 +22,7 @@ export interface ToolFaultOptions {
 }
 
 function orderFile(layout: Layout, node: string): string {
-  return join(layout.node(node).lab, "tool-fault");
+  return join(layout.node(node).faults, "tool-fault");
 }
 
 /**
@@ -54,7 +55,8 @@ export function setToolFault(layout: Layout, venv: string, node: string, options
       renameSync(`${wrapper}.lab-tmp`, wrapper);
     }
   }
-  writeFileSync(`${file}.tmp`, `${tool} ${mode} ${times}\n`, { mode: 0o600 });
+  writeFileSync(`${file}.tmp`, `${tool} ${mode} ${times}\n`);
+  chmodSync(`${file}.tmp`, 0o666);
   renameSync(`${file}.tmp`, file);
 }
 
