@@ -13,6 +13,7 @@ from datetime import datetime
 import json
 import socket
 from typing import Any, Self
+from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
@@ -561,6 +562,12 @@ class SidecarClient:
     async def check(self) -> Operation:
         """Start a preflight check of every node."""
         return await self._start("/check", {})
+
+    async def stop_node(self, node_id: str, reason: str | None = None) -> Operation:
+        """Stop zigbee2mqtt on a node that is not the active one (a `fence` operation)."""
+        return await self._start(
+            f"/nodes/{quote(node_id, safe='')}/stop", _compact(reason=reason)
+        )
 
     async def set_automation(
         self, *, automatic_failover: bool | None = None, maintenance: bool | None = None

@@ -25,4 +25,4 @@ EVENT_STREAM_RETRY_MINIMUM: Final = timedelta(seconds=1)
 EVENT_STREAM_RETRY_MAXIMUM: Final = timedelta(seconds=30)
 
 # Alerts that become repair issues, with the issue's translation key.
-REPAIR_ALERTS: Final = ("split_brain", "no_standby_ready")
+REPAIR_ALERTS: Final = ("split_brain", "no_standby_ready", "storage_unavailable")
