@@ -15,7 +15,7 @@ from .api import (
     SidecarConnectionError,
     SidecarError,
 )
-from .const import DOMAIN
+from .const import CONF_FINGERPRINT, DOMAIN
 from .coordinator import (
     Zigbee2mqttHaConfigEntry,
     Zigbee2mqttHaCoordinator,
@@ -48,7 +48,10 @@ async def async_setup_entry(
 ) -> bool:
     """Connect to the sidecar, load its status and follow its events."""
     client = SidecarClient(
-        entry.data[CONF_URL], entry.data[CONF_TOKEN], async_get_clientsession(hass)
+        entry.data[CONF_URL],
+        entry.data[CONF_TOKEN],
+        async_get_clientsession(hass),
+        fingerprint=entry.data.get(CONF_FINGERPRINT),
     )
     try:
         info = await client.info()

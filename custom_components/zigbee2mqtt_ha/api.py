@@ -13,6 +13,7 @@ from datetime import datetime
 import json
 import socket
 from typing import Any, Self
+from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
@@ -38,6 +39,54 @@ class SidecarConnectionError(SidecarError):
 
 class SidecarAuthenticationError(SidecarError):
     """The sidecar rejected the token."""
+
+
+class SidecarCertificateError(SidecarConnectionError):
+    """The sidecar's TLS certificate is not the one pinned, or (unpinned) not trusted."""
+
+    def __init__(self, message: str, *, pinned: bool) -> None:
+        """Say whether a pinned fingerprint did not match, or verification failed."""
+        super().__init__(message)
+        self.pinned = pinned
+
+
+def normalize_fingerprint(value: str) -> str:
+    """The fingerprint as the sidecar logs it (SHA256:AB:CD:…), from that, lower case or bare hex.
+
+    Raises ValueError unless it is a SHA-256 fingerprint.
+    """
+    text = value.strip()
+    if text.upper().startswith("SHA256:"):
+        text = text[len("SHA256:") :]
+    hex_digits = text.replace(":", "").replace(" ", "").upper()
+    if len(hex_digits) != 64 or any(c not in "0123456789ABCDEF" for c in hex_digits):
+        raise ValueError(f"not a SHA-256 fingerprint: {value!r}")
+    pairs = (hex_digits[i : i + 2] for i in range(0, 64, 2))
+    return "SHA256:" + ":".join(pairs)
+
+
+def _ssl_for(fingerprint: str | None) -> aiohttp.Fingerprint | bool:
+    """Pin the certificate by fingerprint (no CA check), or verify it as usual."""
+    if fingerprint is None:
+        return True
+    hex_digits = normalize_fingerprint(fingerprint).removeprefix("SHA256:")
+    return aiohttp.Fingerprint(bytes.fromhex(hex_digits.replace(":", "")))
+
+
+def _connection_error(url: URL, err: Exception) -> SidecarConnectionError:
+    """The client's error for a failed connection; certificate problems told apart."""
+    if isinstance(err, aiohttp.ServerFingerprintMismatch):
+        return SidecarCertificateError(
+            f"{url}: its TLS certificate is not the pinned one "
+            f"(got SHA256:{err.got.hex(':').upper()})",
+            pinned=True,
+        )
+    if isinstance(err, aiohttp.ClientConnectorCertificateError):
+        return SidecarCertificateError(
+            f"{url}: its TLS certificate is not trusted ({err.certificate_error})",
+            pinned=False,
+        )
+    return SidecarConnectionError(f"cannot reach {url}: {err}")
 
 
 class SidecarResponseError(SidecarError):
@@ -468,13 +517,15 @@ class SidecarClient:
         token: str,
         session: aiohttp.ClientSession,
         *,
+        fingerprint: str | None = None,
         request_timeout: float = 10.0,
     ) -> None:
-        """Use the given session; the caller owns it."""
+        """Use the given session (the caller owns it); pin the certificate by `fingerprint`."""
         self.url = URL(url.rstrip("/"))
         self._token = token
         self._session = session
         self._timeout = request_timeout
+        self._ssl = _ssl_for(fingerprint)
 
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         headers = {
@@ -499,13 +550,14 @@ class SidecarClient:
                     headers=self._headers(),
                     json=body,
                     allow_redirects=False,
+                    ssl=self._ssl,
                 )
                 async with response:
                     text = await response.text()
         except TimeoutError as err:
             raise SidecarConnectionError(f"no answer from {self.url} in time") from err
         except (aiohttp.ClientError, socket.gaierror, OSError) as err:
-            raise SidecarConnectionError(f"cannot reach {self.url}: {err}") from err
+            raise _connection_error(self.url, err) from err
         if response.status == 401:
             # Whatever the body: a reverse proxy in front answers 401 with its own HTML page.
             raise SidecarAuthenticationError("the sidecar rejected the token")
@@ -562,6 +614,12 @@ class SidecarClient:
         """Start a preflight check of every node."""
         return await self._start("/check", {})
 
+    async def stop_node(self, node_id: str, reason: str | None = None) -> Operation:
+        """Stop zigbee2mqtt on a node that is not the active one (a `fence` operation)."""
+        return await self._start(
+            f"/nodes/{quote(node_id, safe='')}/stop", _compact(reason=reason)
+        )
+
     async def set_automation(
         self, *, automatic_failover: bool | None = None, maintenance: bool | None = None
     ) -> Automation:
@@ -593,6 +651,7 @@ class SidecarClient:
                     sock_read=EVENT_STREAM_READ_TIMEOUT,
                 ),
                 allow_redirects=False,
+                ssl=self._ssl,
             ) as response:
                 if response.status == 401:
                     raise SidecarAuthenticationError("the sidecar rejected the token")
@@ -605,6 +664,11 @@ class SidecarClient:
                         yield event
         except TimeoutError as err:
             raise SidecarConnectionError("the event stream went silent") from err
+        except (
+            aiohttp.ServerFingerprintMismatch,
+            aiohttp.ClientConnectorCertificateError,
+        ) as err:
+            raise _connection_error(self.url, err) from err
         except (aiohttp.ClientError, OSError) as err:
             raise SidecarConnectionError(f"event stream broke: {err}") from err
 

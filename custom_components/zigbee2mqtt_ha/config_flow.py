@@ -29,18 +29,28 @@ from yarl import URL
 
 from .api import (
     SidecarAuthenticationError,
+    SidecarCertificateError,
     SidecarClient,
     SidecarConnectionError,
     SidecarInfo,
+    normalize_fingerprint,
 )
 from .compat import vol
-from .const import CONF_EVENTS, DEFAULT_EVENTS, DOMAIN, EVENT_TYPES, LOGGER
+from .const import (
+    CONF_EVENTS,
+    CONF_FINGERPRINT,
+    DEFAULT_EVENTS,
+    DOMAIN,
+    EVENT_TYPES,
+    LOGGER,
+)
 from .coordinator import Zigbee2mqttHaConfigEntry
 
 URL_SELECTOR = TextSelector(
     TextSelectorConfig(type=TextSelectorType.URL, autocomplete="off")
 )
 TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+FINGERPRINT_SELECTOR = TextSelector(TextSelectorConfig(autocomplete="off"))
 
 
 # What the sidecar's mDNS announcement carries (TXT records), and the API version understood.
@@ -70,6 +80,24 @@ def _announced_url(discovery_info: ZeroconfServiceInfo) -> str:
     )
 
 
+def _fingerprint_field(default: str | None) -> dict[vol.Optional, TextSelector]:
+    """The optional pinned-certificate field, prefilled with the entry's pin if it has one."""
+    key = (
+        vol.Optional(CONF_FINGERPRINT, description={"suggested_value": default})
+        if default
+        else vol.Optional(CONF_FINGERPRINT)
+    )
+    return {key: FINGERPRINT_SELECTOR}
+
+
+def _entry_data(url: str, token: str, fingerprint: str | None) -> dict[str, str]:
+    """What an entry keeps: the pin only when there is one."""
+    data = {CONF_URL: url, CONF_TOKEN: token}
+    if fingerprint:
+        data[CONF_FINGERPRINT] = fingerprint
+    return data
+
+
 def _host_is_an_address(url: str) -> bool:
     """Whether the URL names its host by IP address (which moves), not by name (which does not)."""
     try:
@@ -92,15 +120,44 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
         self._discovered_token = ""
         self._discovered_name = ""
 
+    def _fingerprint(
+        self, url: str, user_input: Mapping[str, Any], errors: dict[str, str]
+    ) -> str | None:
+        """The pin the user gave, normalized ("" for none); None (with an error) if unusable."""
+        given = str(user_input.get(CONF_FINGERPRINT) or "").strip()
+        if not given:
+            return ""
+        if URL(url).scheme != "https":
+            errors[CONF_FINGERPRINT] = "fingerprint_needs_https"
+            return None
+        try:
+            return normalize_fingerprint(given)
+        except ValueError:
+            errors[CONF_FINGERPRINT] = "invalid_fingerprint"
+            return None
+
     async def _async_validate(
-        self, url: str, token: str, errors: dict[str, str]
+        self,
+        url: str,
+        token: str,
+        errors: dict[str, str],
+        fingerprint: str | None = None,
     ) -> SidecarInfo | None:
         """Ask the sidecar who it is; on failure fill `errors` and return None."""
-        client = SidecarClient(url, token, async_get_clientsession(self.hass))
+        client = SidecarClient(
+            url,
+            token,
+            async_get_clientsession(self.hass),
+            fingerprint=fingerprint or None,
+        )
         try:
             return await client.info()
         except SidecarAuthenticationError:
             errors[CONF_TOKEN] = "invalid_auth"
+        except SidecarCertificateError as err:
+            errors[CONF_FINGERPRINT] = (
+                "fingerprint_mismatch" if err.pinned else "certificate_untrusted"
+            )
         except SidecarConnectionError:
             errors[CONF_URL] = "cannot_connect"
         except Exception:  # noqa: BLE001 - a config flow must answer, whatever went wrong
@@ -116,7 +173,14 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             url = _normalize_url(user_input[CONF_URL])
-            info = await self._async_validate(url, user_input[CONF_TOKEN], errors)
+            fingerprint = self._fingerprint(url, user_input, errors)
+            info = (
+                None
+                if fingerprint is None
+                else await self._async_validate(
+                    url, user_input[CONF_TOKEN], errors, fingerprint
+                )
+            )
             if info is not None:
                 await self.async_set_unique_id(
                     info.instance_id, raise_on_progress=False
@@ -124,7 +188,7 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
                 self._abort_if_unique_id_configured()
                 return self.async_create_entry(
                     title=info.cluster_name,
-                    data={CONF_URL: url, CONF_TOKEN: user_input[CONF_TOKEN]},
+                    data=_entry_data(url, user_input[CONF_TOKEN], fingerprint),
                 )
         else:
             user_input = {}
@@ -137,6 +201,7 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
                         CONF_URL, default=user_input.get(CONF_URL, "http://")
                     ): URL_SELECTOR,
                     vol.Required(CONF_TOKEN): TOKEN_SELECTOR,
+                    **_fingerprint_field(user_input.get(CONF_FINGERPRINT)),
                 }
             ),
             errors=errors,
@@ -179,23 +244,30 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Ask for the discovered sidecar's token (mDNS cannot carry a secret)."""
         errors: dict[str, str] = {}
+        url = self._discovered_url
         if user_input is not None:
-            info = await self._async_validate(
-                self._discovered_url, user_input[CONF_TOKEN], errors
+            fingerprint = self._fingerprint(url, user_input, errors)
+            info = (
+                None
+                if fingerprint is None
+                else await self._async_validate(
+                    url, user_input[CONF_TOKEN], errors, fingerprint
+                )
             )
             if info is not None:
                 if info.instance_id != self.unique_id:
                     return self.async_abort(reason="wrong_sidecar")
                 return self.async_create_entry(
                     title=info.cluster_name,
-                    data={
-                        CONF_URL: self._discovered_url,
-                        CONF_TOKEN: user_input[CONF_TOKEN],
-                    },
+                    data=_entry_data(url, user_input[CONF_TOKEN], fingerprint),
                 )
+        schema: dict[Any, Any] = {vol.Required(CONF_TOKEN): TOKEN_SELECTOR}
+        if URL(url).scheme == "https":
+            # It announced tls=1: most likely its own self-signed certificate, to be pinned.
+            schema.update(_fingerprint_field(None))
         return self.async_show_form(
             step_id="zeroconf_confirm",
-            data_schema=vol.Schema({vol.Required(CONF_TOKEN): TOKEN_SELECTOR}),
+            data_schema=vol.Schema(schema),
             description_placeholders={
                 "name": self._discovered_name,
                 "url": self._discovered_url,
@@ -269,7 +341,10 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reauth_entry()
         if user_input is not None:
             info = await self._async_validate(
-                entry.data[CONF_URL], user_input[CONF_TOKEN], errors
+                entry.data[CONF_URL],
+                user_input[CONF_TOKEN],
+                errors,
+                entry.data.get(CONF_FINGERPRINT),
             )
             if info is not None:
                 await self.async_set_unique_id(info.instance_id)
@@ -294,13 +369,20 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
         url = entry.data[CONF_URL]
         if user_input is not None:
             url = _normalize_url(user_input[CONF_URL])
-            info = await self._async_validate(url, user_input[CONF_TOKEN], errors)
+            fingerprint = self._fingerprint(url, user_input, errors)
+            info = (
+                None
+                if fingerprint is None
+                else await self._async_validate(
+                    url, user_input[CONF_TOKEN], errors, fingerprint
+                )
+            )
             if info is not None:
                 await self.async_set_unique_id(info.instance_id)
                 self._abort_if_unique_id_mismatch(reason="wrong_sidecar")
+                # Replaced whole: a pin left out is a pin removed.
                 return self.async_update_reload_and_abort(
-                    entry,
-                    data_updates={CONF_URL: url, CONF_TOKEN: user_input[CONF_TOKEN]},
+                    entry, data=_entry_data(url, user_input[CONF_TOKEN], fingerprint)
                 )
 
         return self.async_show_form(
@@ -309,6 +391,7 @@ class Zigbee2mqttHaConfigFlow(ConfigFlow, domain=DOMAIN):
                 {
                     vol.Required(CONF_URL, default=url): URL_SELECTOR,
                     vol.Required(CONF_TOKEN): TOKEN_SELECTOR,
+                    **_fingerprint_field(entry.data.get(CONF_FINGERPRINT)),
                 }
             ),
             errors=errors,

@@ -8,6 +8,9 @@ DOMAIN: Final = "zigbee2mqtt_ha"
 LOGGER = logging.getLogger(__package__)
 
 CONF_EVENTS: Final = "events"
+# The sidecar's API certificate, pinned ("SHA256:AB:CD:…", as its log prints it): for a
+# self-signed certificate, which no CA vouches for.
+CONF_FINGERPRINT: Final = "tls_fingerprint"
 
 EVENT_SWITCHOVER: Final = f"{DOMAIN}_switchover"
 EVENT_FAILOVER: Final = f"{DOMAIN}_failover"
@@ -25,4 +28,4 @@ EVENT_STREAM_RETRY_MINIMUM: Final = timedelta(seconds=1)
 EVENT_STREAM_RETRY_MAXIMUM: Final = timedelta(seconds=30)
 
 # Alerts that become repair issues, with the issue's translation key.
-REPAIR_ALERTS: Final = ("split_brain", "no_standby_ready")
+REPAIR_ALERTS: Final = ("split_brain", "no_standby_ready", "storage_unavailable")

@@ -194,6 +194,15 @@ class Zigbee2mqttHaCoordinator(DataUpdateCoordinator[ClusterStatus]):
         return operation
 
     @sidecar_errors
+    async def async_stop_node(
+        self, node_id: str, reason: str | None = None
+    ) -> Operation:
+        """Stop zigbee2mqtt on a node that must not run it, and park its coordinator."""
+        operation = await self.client.stop_node(node_id, reason=reason)
+        self._async_show_operation(operation)
+        return operation
+
+    @sidecar_errors
     async def async_set_automation(
         self, *, automatic_failover: bool | None = None, maintenance: bool | None = None
     ) -> Automation:

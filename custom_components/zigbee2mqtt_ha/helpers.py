@@ -19,8 +19,26 @@ from .const import DOMAIN
 
 # The API's error codes that have a message of their own in translations/en.json.
 TRANSLATED_API_ERRORS = frozenset(
-    {"operation_running", "precondition_failed", "node_unreachable", "not_implemented"}
+    {
+        "operation_running",
+        "precondition_failed",
+        "node_unreachable",
+        "not_implemented",
+        "storage_unavailable",
+    }
 )
+# 507 Insufficient Storage: the sidecar's state dir refuses writes, whatever code a (newer)
+# sidecar puts in the body.
+STORAGE_STATUS = 507
+
+
+def _translation_key(error: SidecarResponseError) -> str:
+    """The exception translation for one of the API's refusals."""
+    if error.code in TRANSLATED_API_ERRORS:
+        return error.code
+    if error.status == STORAGE_STATUS:
+        return "storage_unavailable"
+    return "api_error"
 
 
 class SidecarCaller(Protocol):
@@ -64,9 +82,7 @@ def sidecar_errors[CallerT: SidecarCaller, **P, R](
         except SidecarResponseError as error:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
-                translation_key=error.code
-                if error.code in TRANSLATED_API_ERRORS
-                else "api_error",
+                translation_key=_translation_key(error),
                 translation_placeholders={
                     "code": error.code,
                     "message": error.message,

@@ -1,7 +1,7 @@
-"""Repair issues for the sidecar's split brain and no-standby-ready alerts.
+"""Repair issues for the sidecar's alerts: split brain, no standby ready, storage unavailable.
 
-Not named repairs.py: Home Assistant loads a module of that name as a repairs platform (fix
-flows), which these issues do not have.
+A split brain can be fixed from Home Assistant (repairs.py stops the stray node); the others
+only go when the sidecar clears them.
 """
 
 from __future__ import annotations
@@ -19,9 +19,15 @@ SEVERITY = {
 }
 
 
-def issue_id(entry: Zigbee2mqttHaConfigEntry, kind: str) -> str:
-    """One issue per entry and alert kind."""
-    return f"{entry.entry_id}_{kind}"
+# Alerts whose issue has a fix flow (repairs.py), which acts on the alert's node.
+FIXABLE = frozenset({"split_brain"})
+
+
+def issue_id(
+    entry: Zigbee2mqttHaConfigEntry, kind: str, node: str | None = None
+) -> str:
+    """One issue per entry, alert kind and node (split brain names the stray node)."""
+    return f"{entry.entry_id}_{kind}" + (f"_{node}" if node else "")
 
 
 @callback
@@ -41,17 +47,30 @@ def async_track_alert_issues(
         if not coordinator.last_update_success:
             # An unreachable sidecar says nothing about the alerts; keep what is shown.
             return
-        wanted = {a.kind: a for a in coordinator.data.alerts if a.kind in REPAIR_ALERTS}
-        for kind in shown - wanted.keys():
-            ir.async_delete_issue(hass, DOMAIN, issue_id(entry, kind))
-        for kind, alert in wanted.items():
+        wanted = {
+            issue_id(entry, a.kind, a.node): a
+            for a in coordinator.data.alerts
+            if a.kind in REPAIR_ALERTS
+        }
+        for gone in shown - wanted.keys():
+            ir.async_delete_issue(hass, DOMAIN, gone)
+        for wanted_id, alert in wanted.items():
+            fixable = alert.kind in FIXABLE and alert.node is not None
             ir.async_create_issue(
                 hass,
                 DOMAIN,
-                issue_id(entry, kind),
-                is_fixable=False,
+                wanted_id,
+                is_fixable=fixable,
+                data={
+                    "entry_id": entry.entry_id,
+                    "kind": alert.kind,
+                    "node": alert.node,
+                    "message": alert.message,
+                }
+                if fixable
+                else None,
                 severity=SEVERITY.get(alert.severity, ir.IssueSeverity.WARNING),
-                translation_key=kind,
+                translation_key=alert.kind,
                 translation_placeholders={
                     "title": entry.title,
                     "message": alert.message,
@@ -63,8 +82,8 @@ def async_track_alert_issues(
 
     @callback
     def _clear() -> None:
-        for kind in REPAIR_ALERTS:
-            ir.async_delete_issue(hass, DOMAIN, issue_id(entry, kind))
+        for shown_id in shown:
+            ir.async_delete_issue(hass, DOMAIN, shown_id)
 
     _sync()
     entry.async_on_unload(coordinator.async_add_listener(_sync))

@@ -4,10 +4,14 @@
 # venvs holding exact versions:
 #   /opt/ha-venv         test/ha/requirements.txt         newest supported Home Assistant, ruff, mypy
 #   /opt/ha-venv-oldest  test/ha/requirements-oldest.txt  oldest supported Home Assistant
+# and on top of /opt/ha-venv, what the end-to-end test's real `hass` needs (test/lab/ha-e2e.test.ts):
+#   test/ha/requirements-e2e.txt  its frontend and the requirements of what it sets up; constrained
+#                                 to what the venv holds, so the pytest runs see the same packages
 # Idempotent: each venv is skipped when its stamp matches its requirements and the package list.
 # Measured here: a new chroot with the first venv 2 min 48 s, the second venv on top 1 min 12 s
-# (so about 4 min cold); one venv's requirements changed, 1 to 2 min (pip); up to date, well
-# under a second.
+# (so about 4 min cold), the e2e layer on top 2 min 30 s (g++ 13 s, then pip, which builds
+# pymicro-vad and pyspeex-noise); one venv's requirements changed, 1 to 2 min (pip); up to
+# date, well under a second.
 set -euo pipefail
 root="${Z2MHA_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 cache="${Z2MHA_CACHE:-/var/cache/zigbee2mqtt-ha}"
@@ -28,12 +32,19 @@ up_to_date() { # up_to_date VENV REQ STAMP
   [[ -f $3 && "$(cat "$3")" == "$(wanted "$2")" && -x $chroot_dir$1/bin/python ]]
 }
 
+e2e_req=$root/test/ha/requirements-e2e.txt
+e2e_stamp=$chroot_dir/.z2mha-stamp-e2e
+
 stale=()
 for spec in "${venvs[@]}"; do
   read -r venv req stamp <<<"$spec"
   up_to_date "$venv" "$req" "$stamp" || stale+=("$spec")
 done
-if ((${#stale[@]} == 0)); then
+# The e2e layer goes with its venv: rebuilt whenever that is, or when its requirements change.
+e2e_stale=0
+[[ ${#stale[@]} == 0 && -f $e2e_stamp && "$(cat "$e2e_stamp")" == "$(wanted "$e2e_req")" &&
+  -d $chroot_dir/opt/ha-venv/lib/python3.14/site-packages/hass_frontend ]] || e2e_stale=1
+if ((${#stale[@]} == 0 && e2e_stale == 0)); then
   echo "Home Assistant chroot up to date in $chroot_dir"
   exit 0
 fi
@@ -97,3 +108,22 @@ for spec in "${stale[@]}"; do
   rm -rf "${chroot_dir:?}$setup_dir"
   wanted "$req" >"$stamp"
 done
+
+if ((e2e_stale)); then
+  setup_dir=/tmp/z2mha-setup-e2e
+  mkdir -p "$chroot_dir$setup_dir"
+  cp "$e2e_req" "$chroot_dir$setup_dir/requirements.txt"
+  rm -f "$e2e_stamp"
+  if ! in_chroot sh -c 'command -v g++' >/dev/null; then
+    echo "apt-get install g++ into the chroot (two of the e2e requirements build from source)"
+    # Debian testing's Release files may carry a Valid-Until behind this machine's clock.
+    in_chroot apt-get -o Acquire::Check-Valid-Until=false update -qq
+    in_chroot env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ >/dev/null
+  fi
+  echo "pip install $(basename "$e2e_req") into the chroot's /opt/ha-venv"
+  in_chroot /opt/ha-venv/bin/pip freeze --exclude-editable >"$chroot_dir$setup_dir/constraints.txt"
+  in_chroot /opt/ha-venv/bin/pip install --quiet --disable-pip-version-check \
+    -r "$setup_dir/requirements.txt" -c "$setup_dir/constraints.txt"
+  rm -rf "${chroot_dir:?}$setup_dir"
+  wanted "$e2e_req" >"$e2e_stamp"
+fi

@@ -192,6 +192,7 @@ class FakeSidecar:
         app.router.add_post("/api/v1/switchover", self._takeover)
         app.router.add_post("/api/v1/sync", self._sync)
         app.router.add_post("/api/v1/check", self._check)
+        app.router.add_post("/api/v1/nodes/{node}/stop", self._stop_node)
         app.router.add_put("/api/v1/automation", self._automation)
         app.router.add_get("/api/v1/events", self._events)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1)
@@ -266,6 +267,13 @@ class FakeSidecar:
     async def _check(self, _request: web.Request) -> web.Response:
         return web.json_response(
             operation("check", op_id="op-check", mutating=False), status=202
+        )
+
+    async def _stop_node(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.body_exists else {}
+        params = {"node": request.match_info["node"], "active": self.status["active"]}
+        return web.json_response(
+            operation("fence", op_id="op-fence", params={**params, **body}), status=202
         )
 
     async def _automation(self, request: web.Request) -> web.Response:

@@ -34,8 +34,12 @@ def free_port() -> int:
         return port
 
 
-def config_text(state_dir: Path, port: int) -> str:
-    """Two nodes whose SSH ports are closed: reachable they are not."""
+def config_text(state_dir: Path, port: int, *, tls: bool = False) -> str:
+    """Two nodes whose SSH ports are closed: reachable they are not.
+
+    No mDNS announcement: the tests talk to loopback only. `tls`: HTTPS with the sidecar's own
+    self-signed certificate (made in <state_dir>/tls at the first start).
+    """
     nodes = "".join(
         f"""  - id: node{n}
     ssh: {{ host: 127.0.0.1, port: {n}, user: zigbee, private_key: /nonexistent, host_key: "{HOST_KEY}" }}
@@ -45,7 +49,9 @@ def config_text(state_dir: Path, port: int) -> str:
     )
     return (
         f"state_dir: {state_dir}\n"
-        f"server: {{ host: 127.0.0.1, port: {port} }}\n"
+        f"server: {{ host: 127.0.0.1, port: {port}, zeroconf: false"
+        + (", tls: self_signed" if tls else "")
+        + " }\n"
         "mqtt: { url: mqtt://127.0.0.1:1 }\n"
         f"nodes:\n{nodes}"
     )
@@ -54,7 +60,7 @@ def config_text(state_dir: Path, port: int) -> str:
 class LiveSidecar:
     """One sidecar process on a fixed port and state dir, stopped and started at will."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, tls: bool = False) -> None:
         """Write the config; `start()` runs it."""
         node = shutil.which("node")
         if node is None or not CLI.is_file():
@@ -65,7 +71,8 @@ class LiveSidecar:
         self.state_dir = workdir / "state"
         self.port = free_port()
         self.config = workdir / "sidecar.yaml"
-        self.config.write_text(config_text(self.state_dir, self.port))
+        self.tls = tls
+        self.config.write_text(config_text(self.state_dir, self.port, tls=tls))
         self.log_path = workdir / "sidecar.log"
         self._log: IO[bytes] | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -73,12 +80,22 @@ class LiveSidecar:
     @property
     def url(self) -> str:
         """The API's base URL."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def token(self) -> str:
         """The token the sidecar generated on its first start."""
         return (self.state_dir / "token").read_text().strip()
+
+    @property
+    def fingerprint(self) -> str:
+        """The certificate fingerprint the sidecar printed at start, as a user copies it."""
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if "API certificate fingerprint" in line:
+                return line.rsplit(" ", 1)[-1].strip()
+        raise AssertionError(
+            f"no certificate fingerprint in the log:\n{self.log_tail()}"
+        )
 
     def log_tail(self) -> str:
         """The end of the sidecar's output, for failure messages."""
@@ -99,7 +116,10 @@ class LiveSidecar:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"the sidecar exited:\n{self.log_tail()}")
                 try:
-                    async with session.get(f"{self.url}/healthz") as response:
+                    # The probe only asks whether it is up; the tests check the certificate.
+                    async with session.get(
+                        f"{self.url}/healthz", ssl=False
+                    ) as response:
                         if response.status == 200:
                             return
                 except aiohttp.ClientError:
@@ -131,6 +151,7 @@ class LiveSidecar:
                 method,
                 f"{self.url}/api/v1{path}",
                 json=body,
+                ssl=False,
                 headers={"Authorization": f"Bearer {self.token}"},
             ) as response,
         ):

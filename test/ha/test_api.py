@@ -1,12 +1,15 @@
-"""The client's parts that need no Home Assistant: the event framing and event patches."""
+"""The client's parts that need no Home Assistant: event framing and patches, fingerprints."""
 
 from __future__ import annotations
+
+import pytest
 
 from custom_components.zigbee2mqtt_ha.api import (
     ClusterStatus,
     Operation,
     SidecarEvent,
     _EventParser,
+    normalize_fingerprint,
 )
 
 from .fake_sidecar import mixed_status, node, operation
@@ -82,3 +85,26 @@ def test_operation_nodes_from_result_then_params() -> None:
         operation("failover", "failed", params={"target": "node2"})
     )
     assert (asked.from_node, asked.to_node) == (None, "node2")
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "SHA256:" + ":".join(["0A"] * 32),
+        "sha256:" + ":".join(["0a"] * 32),
+        "0a" * 32,
+        " " + ":".join(["0A"] * 32) + " ",
+    ],
+)
+def test_fingerprints_as_users_paste_them(given: str) -> None:
+    """The sidecar's log's form, lower case, bare hex, with spaces: one normal form."""
+    assert normalize_fingerprint(given) == "SHA256:" + ":".join(["0A"] * 32)
+
+
+@pytest.mark.parametrize(
+    "given", ["", "SHA256:0A:0B", "SHA256:" + "ZZ" * 32, "SHA1:" + "0A" * 20]
+)
+def test_not_a_fingerprint(given: str) -> None:
+    """Anything that is not 32 bytes of hex is refused."""
+    with pytest.raises(ValueError, match="not a SHA-256 fingerprint"):
+        normalize_fingerprint(given)

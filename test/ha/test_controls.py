@@ -97,6 +97,15 @@ async def test_started_switchover_shows_at_once(
             "node2 is active",
         ),
         (501, "not_implemented", {}, "not_implemented", "node2 is active"),
+        (
+            507,
+            "storage_unavailable",
+            {"problem": "ENOSPC"},
+            "storage_unavailable",
+            "cannot write to its state directory",
+        ),
+        # A 507 whatever its code (a newer sidecar's): still the storage message.
+        (507, "state_dir_read_only", {}, "storage_unavailable", "node2 is active"),
         (400, "bad_request", {}, "api_error", "bad_request"),
     ],
 )

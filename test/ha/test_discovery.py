@@ -126,6 +126,13 @@ async def test_the_announced_url(
     placeholders = result["description_placeholders"]
     assert placeholders is not None
     assert placeholders["url"] == url
+    # An https sidecar (tls=1) most likely has its own certificate: the form offers the pin.
+    schema = result["data_schema"]
+    assert schema is not None
+    fields = [str(key) for key in schema.schema]
+    assert fields == (
+        ["token", "tls_fingerprint"] if url.startswith("https") else ["token"]
+    )
 
 
 async def test_a_known_sidecar_that_moved_gets_its_new_address(
