@@ -106,6 +106,10 @@ export interface NodeCheck {
   name: string;
   ok: boolean;
   detail?: string;
+  /** For the thorough checks of a check operation: an error stops switchovers, a warning does not. */
+  severity?: "error" | "warning";
+  /** What to do about a failure. */
+  fix?: string;
 }
 
 export interface NodeStatus {

@@ -104,7 +104,15 @@ export const nodeStatus = z
     free_bytes: z.object({ data_dir: z.number().optional(), staging_dir: z.number().optional() }).optional(),
     staging_age_s: z.number().nullable().optional(),
     checked_at: z.string().optional(),
-    checks: z.array(z.object({ name: z.string(), ok: z.boolean(), detail: z.string().optional() })),
+    checks: z.array(
+      z.object({
+        name: z.string(),
+        ok: z.boolean(),
+        detail: z.string().optional(),
+        severity: z.enum(["error", "warning"]).optional(),
+        fix: z.string().optional(),
+      }),
+    ),
   })
   .meta({ id: "NodeStatus" });
 

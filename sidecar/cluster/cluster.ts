@@ -72,6 +72,7 @@ export class Cluster implements ClusterService {
       this.monitor.refreshAll();
     });
     cx.bus.subscribe((event) => {
+      if (event.type === "node.changed" && this.#adoptPending && !cx.state.get().active) this.#adopt();
       if (event.type === "state.changed") this.monitor.refreshAll();
       if (event.type === "operation.finished") this.#onFinished(event.operation);
     });
@@ -138,8 +139,27 @@ export class Cluster implements ClusterService {
     }
   }
 
+  /**
+   * Set while no active node could be adopted because some node's state was not known yet (its
+   * first probe failed, e.g. under load): adoption is tried again as probes come in.
+   */
+  #adoptPending = false;
+
   /** First start on a running cluster: the one node that runs zigbee2mqtt is the active one. */
   #adopt(): void {
+    const unknown = this.monitor.statuses().filter((s) => s.zigbee2mqtt_running === null);
+    const runningNow = this.monitor.statuses().filter((s) => s.zigbee2mqtt_running);
+    if (runningNow.length === 0 && unknown.length > 0) {
+      // Not "runs on no node": we do not know yet. Look again when the probes know more.
+      if (!this.#adoptPending)
+        this.cx.logger.info(
+          { unknown: unknown.map((s) => s.id) },
+          "no active node adopted yet: waiting for the first answer of every node",
+        );
+      this.#adoptPending = true;
+      return;
+    }
+    this.#adoptPending = false;
     const running = this.monitor.statuses().filter((s) => s.zigbee2mqtt_running);
     const publishing = this.cx.watcher.status().publishing_node;
     const pick = running.length === 1 ? running[0]?.id : undefined;

@@ -166,7 +166,9 @@ const nodeSchema = z
     coordinator: z
       .strictObject({
         port: absolutePath.default("/dev/ttyUSB0"),
-        tools: command.default(["sudo", "python3", "-m", "zigpy_znp.tools"]),
+        // No sudo: the SSH user is in dialout and owns the serial port (docs/nodes.md); a stolen
+        // key must not get root through `nvram_read -o /any/path`.
+        tools: command.default(["python3", "-m", "zigpy_znp.tools"]),
         tool_timeout: duration.default(180_000),
       })
       .prefault({}),

@@ -63,11 +63,17 @@ export async function startSidecar(
   });
   const sidecar = await lab.startSidecar(configPath);
   const api = new SidecarApi(sidecar.url, sidecar.token);
-  await api.waitForStatus(
-    "the sidecar to adopt the running node and probe every node",
-    (s) => s.active !== null && s.nodes.every((n) => n.health !== "unknown"),
-    60_000,
-  );
+  try {
+    await api.waitForStatus(
+      "the sidecar to adopt the running node and probe every node",
+      (s) => s.active !== null && s.nodes.every((n) => n.health !== "unknown"),
+      60_000,
+    );
+  } catch (error) {
+    // Never leave it running: it would hold the port for every later test file.
+    await sidecar.stop();
+    throw new Error(`${(error as Error).message}\n${sidecar.output().slice(-3000)}`);
+  }
   return {
     lab,
     sidecar,

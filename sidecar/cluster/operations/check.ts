@@ -1,5 +1,6 @@
+import { checkNode, hasErrors } from "../../node/node-checks.js";
 import type { NodeCheck } from "../../types.js";
-import type { ClusterContext } from "../context.js";
+import { type ClusterContext, nodeOf } from "../context.js";
 import type { Monitor } from "../monitor.js";
 import { type OperationPlan, StepFailure } from "../runner.js";
 
@@ -23,17 +24,35 @@ export function checkPlan(
     steps: [...cx.nodes.keys()].map((id) => ({
       key: `check:${id}`,
       name: `check ${id}`,
-      timeoutMs: 120_000,
+      timeoutMs: 180_000,
       continueOnFailure: true,
       run: async () => {
+        // The probe updates the node's health; the doctor's checks (the same as `z2m-ha doctor`)
+        // say, for every failure, what to do about it.
         const status = await monitor.probe(id, true);
-        const failed = status.checks.filter((c) => !c.ok);
-        ctx.results[id] = { ok: failed.length === 0, health: status.health, checks: status.checks };
-        const summary = status.checks
-          .map((c) => `${c.ok ? "ok" : "FAIL"} ${c.name}${c.detail ? ` (${c.detail})` : ""}`)
+        const results = await checkNode(nodeOf(cx, id), {
+          clockSkewWarnMs: cx.config.monitor.clock_skew_warn,
+        });
+        const checks: NodeCheck[] = results.map((r) => ({
+          name: r.id,
+          ok: r.ok,
+          severity: r.severity,
+          detail: r.detail,
+          ...(r.fix ? { fix: r.fix } : {}),
+        }));
+        const errors = results.filter((r) => !r.ok && r.severity === "error");
+        ctx.results[id] = { ok: errors.length === 0, health: status.health, checks };
+        const summary = results
+          .map(
+            (r) =>
+              `${r.ok ? "ok" : r.severity === "error" ? "FAIL" : "warn"} ${r.id}${r.ok ? "" : ` (${r.detail})`}`,
+          )
           .join("; ");
-        if (failed.length > 0)
-          throw new StepFailure(`${failed.map((c) => c.name).join(", ")} failed`, summary);
+        if (hasErrors(results))
+          throw new StepFailure(
+            `${errors.map((r) => r.id).join(", ")} failed`,
+            errors.map((r) => `${r.id}: ${r.detail}${r.fix ? `\n  fix: ${r.fix}` : ""}`).join("\n"),
+          );
         return summary;
       },
     })),

@@ -165,6 +165,8 @@ export async function startSidecarInController(
     async () => {
       if (child.exitCode !== null)
         throw new Error(`it exited with ${child.exitCode}:\n${output().slice(-3000)}`);
+      // Ours, not a sidecar an earlier test left on the same port: it says so in its own log.
+      if (!output().includes("sidecar listening")) return undefined;
       if (reachableFromRoot) {
         const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
         return response.ok ? true : undefined;
