@@ -187,9 +187,22 @@ export interface ClusterInfo {
   nodes: string[];
 }
 
+/**
+ * Whether a failover could happen right now: an active node and at least one standby ready to
+ * take over. A fresh installation is "not protected yet" until its first sync staged a standby.
+ */
+export interface Protection {
+  protected: boolean;
+  /** The ready standbys, best first. */
+  ready: string[];
+  /** One sentence for a user: "node2 is ready to take over", "not protected yet: first sync running". */
+  reason: string;
+}
+
 export interface ClusterStatus {
   cluster_name: string;
   active: string | null;
+  protection: Protection;
   automation: AutomationState;
   bridge: BridgeStatus;
   nodes: NodeStatus[];

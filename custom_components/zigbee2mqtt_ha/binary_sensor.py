@@ -1,4 +1,4 @@
-"""Binary sensors: bridge online, broker connected; per node reachable, running, standby ready."""
+"""Binary sensors: protected, bridge online, broker connected; per node reachable, running, standby ready."""
 
 from __future__ import annotations
 
@@ -35,7 +35,22 @@ class Zigbee2mqttHaNodeBinarySensorEntityDescription(BinarySensorEntityDescripti
     value_fn: Callable[[NodeStatus], bool | None]
 
 
+def _protected(status: ClusterStatus) -> bool:
+    """Whether a failover could happen now: an active node and a standby ready to take over.
+
+    The sidecar's status says so too, but events do not carry it: derived here from what they do.
+    """
+    return status.state.active is not None and any(
+        node.health == "standby-ready" for node in status.nodes.values()
+    )
+
+
 BINARY_SENSORS: tuple[Zigbee2mqttHaBinarySensorEntityDescription, ...] = (
+    Zigbee2mqttHaBinarySensorEntityDescription(
+        key="protected",
+        translation_key="protected",
+        value_fn=_protected,
+    ),
     Zigbee2mqttHaBinarySensorEntityDescription(
         key="bridge_online",
         translation_key="bridge_online",

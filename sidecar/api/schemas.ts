@@ -7,6 +7,7 @@ import type {
   NodeDetail,
   NodeStatus,
   OperationRecord,
+  Protection,
   SnapshotInfo,
 } from "../types.js";
 
@@ -162,10 +163,21 @@ export const info = z
   })
   .meta({ id: "Info" });
 
+export const protection = z
+  .object({
+    protected: z
+      .boolean()
+      .meta({ description: "an active node and at least one standby ready to take over" }),
+    ready: z.array(z.string()),
+    reason: z.string(),
+  })
+  .meta({ id: "Protection" });
+
 export const status = z
   .object({
     cluster_name: z.string(),
     active: z.string().nullable(),
+    protection,
     automation: automationState,
     bridge: bridgeStatus,
     nodes: z.array(nodeStatus),
@@ -273,6 +285,7 @@ export type SchemaChecks = [
   Check<Same<z.infer<typeof alert>, Alert>>,
   Check<Same<z.infer<typeof info>, ClusterInfo>>,
   Check<Same<z.infer<typeof status>, ClusterStatus>>,
+  Check<Same<z.infer<typeof protection>, Protection>>,
   Check<Same<z.infer<typeof nodeDetail>, NodeDetail>>,
   Check<Same<z.infer<typeof snapshotInfo>, SnapshotInfo>>,
 ];

@@ -22,6 +22,7 @@ export function formatStatus(s: ClusterStatus): string {
   const lines = [
     `cluster      ${s.cluster_name}`,
     `active       ${s.active ?? "(none)"}`,
+    `protected    ${s.protection.protected ? "yes" : "NO"}: ${s.protection.reason}`,
     `bridge       ${s.bridge.state}${s.bridge.publishing_node ? ` (from ${s.bridge.publishing_node})` : ""}${s.bridge.broker_connected ? "" : " — controller cannot see the broker"}`,
     `automation   automatic failover ${s.automation.automatic_failover ? "on" : "off"}${s.automation.maintenance ? ", MAINTENANCE" : ""}`,
     `last sync    ${ago(s.last_sync?.at)}`,

@@ -8,6 +8,7 @@ import type {
   NodeStatus,
   OperationKind,
   OperationRecord,
+  Protection,
   SnapshotInfo,
 } from "../types.js";
 import { VERSION } from "../version.js";
@@ -25,7 +26,7 @@ import {
 } from "./operations/common.js";
 import { recoveryPlan } from "./operations/recovery.js";
 import { pinnedSnapshots, syncPlan, targetManifest } from "./operations/sync.js";
-import { failoverPlan, switchoverPlan } from "./operations/takeover.js";
+import { failoverPlan, readyStandbys, switchoverPlan } from "./operations/takeover.js";
 import { FailoverPolicy } from "./policy.js";
 import { StepFailure } from "./runner.js";
 import { Scheduler } from "./scheduler.js";
@@ -236,11 +237,38 @@ export class Cluster implements ClusterService {
     );
   }
 
+  /** Whether a failover could happen now, and if not, why, in a user's words. */
+  #protection(): Protection {
+    const state = this.cx.state.get();
+    if (!state.active)
+      return { protected: false, ready: [], reason: "not protected: no active node is known" };
+    const ready = readyStandbys(this.cx, this.monitor, state.active);
+    if (ready.length > 0)
+      return {
+        protected: true,
+        ready,
+        reason: `${ready.join(", ")} ${ready.length === 1 ? "is" : "are"} ready to take over from ${state.active}`,
+      };
+    const syncing = this.cx.runner.running?.kind === "sync";
+    if (!state.last_sync && !state.staging)
+      return {
+        protected: false,
+        ready,
+        reason: `not protected yet: ${syncing ? "the first sync is running" : "no standby has a copy of the data dir yet"}`,
+      };
+    const why = [...this.cx.nodes.keys()]
+      .filter((id) => id !== state.active)
+      .map((id) => `${id}: ${this.monitor.readiness(id).reasons.join(", ")}`)
+      .join("; ");
+    return { protected: false, ready, reason: `not protected: no standby is ready (${why})` };
+  }
+
   status(): ClusterStatus {
     const state = this.cx.state.get();
     return {
       cluster_name: this.cx.config.cluster_name,
       active: state.active,
+      protection: this.#protection(),
       automation: state.automation,
       bridge: this.cx.watcher.status(),
       nodes: [...this.cx.nodes.keys()].map((id) => this.#nodeStatus(id)),

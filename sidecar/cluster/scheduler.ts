@@ -21,6 +21,8 @@ export class Scheduler {
   #retry: NodeJS.Timeout | undefined;
   #cron: Cron | undefined;
   #pendingReason: string | undefined;
+  #waitingForActive = false;
+  #unsubscribe: (() => void) | undefined;
 
   constructor(
     private readonly cx: ClusterContext,
@@ -28,13 +30,22 @@ export class Scheduler {
     private readonly actions: SchedulerActions,
   ) {}
 
-  start(initialDelayMs = 15_000): void {
+  /**
+   * The first sync runs at once: until it has staged a standby the cluster is not protected (a
+   * failover has nothing to restore from). With no active node known yet, it runs as soon as one is.
+   */
+  start(initialDelayMs = 0): void {
     const { sync, schedule } = this.cx.config;
     this.#interval = setInterval(() => this.#requestSync("scheduled sync"), sync.interval);
     this.#interval.unref();
     const first = setTimeout(() => this.#requestSync("first sync after start-up"), initialDelayMs);
     first.unref();
     this.#retry = first;
+    this.#unsubscribe = this.cx.bus.subscribe((event) => {
+      if (event.type !== "state.changed" || !event.state.active || !this.#waitingForActive) return;
+      this.#waitingForActive = false;
+      this.#requestSync("first sync: an active node is known");
+    });
     this.cx.watcher.on("data-changed", this.#onDataChanged);
     if (schedule.switchover) {
       this.#cron = new Cron(schedule.switchover, { protect: true, unref: true }, () =>
@@ -44,6 +55,7 @@ export class Scheduler {
   }
 
   stop(): void {
+    this.#unsubscribe?.();
     clearInterval(this.#interval);
     clearTimeout(this.#debounce);
     clearTimeout(this.#retry);
@@ -72,7 +84,11 @@ export class Scheduler {
   }
 
   #requestSync(reason: string): void {
-    if (this.#paused()) return;
+    const paused = this.#paused();
+    if (paused) {
+      if (paused === "no active node" && !this.cx.state.get().last_sync) this.#waitingForActive = true;
+      return;
+    }
     if (this.cx.runner.running) {
       // Busy with another operation: try again shortly rather than skip a change.
       this.#pendingReason = reason;

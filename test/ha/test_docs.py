@@ -71,7 +71,7 @@ async def test_entity_table_matches_the_integration(
 ) -> None:
     """Every entity id and key the doc lists is what the integration registers."""
     rows = re.findall(r"^\| `([a-z_]+\.[a-z0-9_]+)` \| `([a-z0-9_]+)` \|", DOC, re.M)
-    assert len(rows) == 19
+    assert len(rows) == 20
     for entity_id, key in rows:
         entry = entity_registry.async_get(entity_id)
         assert entry is not None, entity_id

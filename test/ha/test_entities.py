@@ -46,6 +46,8 @@ async def test_hub_entities(
         == "2026-04-28T02:59:30+00:00"
     )
     assert state(hass, "binary_sensor", "bridge_online") == STATE_ON
+    # node2 is a ready standby: a failover could happen now.
+    assert state(hass, "binary_sensor", "protected") == STATE_ON
     assert state(hass, "binary_sensor", "broker_connected") == STATE_ON
     assert state(hass, "switch", "automatic_failover") == STATE_ON
     assert state(hass, "switch", "maintenance") == STATE_OFF
@@ -102,6 +104,7 @@ async def test_devices_and_registry(
         "last_sync",
         "last_switchover",
         "last_coordinator_snapshot",
+        "protected",
         "bridge_online",
         "broker_connected",
         "automatic_failover",

@@ -226,3 +226,22 @@ async def test_unloading_stops_everything(
     requests = len(sidecar.requests)
     await hass.async_block_till_done()
     assert len(sidecar.requests) == requests
+
+
+async def test_protected_follows_the_standbys(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sidecar: FakeSidecar
+) -> None:
+    """Protected goes off when the last ready standby stops being ready, and on again."""
+    assert current(hass, "binary_sensor", "protected") == STATE_ON
+    await sidecar.push(
+        "node.changed",
+        node=node("node2", "standby", "standby-not-ready"),
+        previous="standby-ready",
+    )
+    await wait_for(lambda: current(hass, "binary_sensor", "protected") == STATE_OFF)
+    await sidecar.push(
+        "node.changed",
+        node=node("node2", "standby", "standby-ready"),
+        previous="standby-not-ready",
+    )
+    await wait_for(lambda: current(hass, "binary_sensor", "protected") == STATE_ON)

@@ -22,6 +22,39 @@ const opts = new Command()
   .parse()
   .opts<{ name: string; nodes: number; port: number }>();
 
+/**
+ * The URL is printed once the cluster is protected (a standby ready to take over): a switchover
+ * asked for before the first sync staged one would fail, and a failover would have nothing to
+ * restore from. Until then it says so, every few seconds.
+ */
+async function waitProtected(sidecar: RunningSidecar): Promise<void> {
+  const started = Date.now();
+  let said = "";
+  for (;;) {
+    const status = await fetch(`${sidecar.url}/api/v1/status`, {
+      headers: { authorization: `Bearer ${sidecar.token}` },
+      signal: AbortSignal.timeout(5_000),
+    })
+      .then((r) =>
+        r.ok ? (r.json() as Promise<{ protection?: { protected: boolean; reason: string } }>) : undefined,
+      )
+      .catch(() => undefined);
+    const protection = status?.protection;
+    if (protection?.protected) {
+      console.log(`protected: ${protection.reason} (after ${Math.round((Date.now() - started) / 1000)} s)`);
+      return;
+    }
+    const now = protection?.reason ?? "the sidecar is starting";
+    if (now !== said) console.log(`protecting… ${now}`);
+    said = now;
+    if (Date.now() - started > 180_000) {
+      console.log("not protected after 3 min: look at `status` (the URL and token follow anyway)");
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
 async function main(): Promise<void> {
   let stopping: Promise<void> | undefined;
   let sidecar: RunningSidecar | undefined;
@@ -48,9 +81,10 @@ async function main(): Promise<void> {
   console.log(`sidecar config: ${configPath}`);
   try {
     sidecar = await lab.startSidecar(configPath);
+    console.log(`sidecar log: ${sidecar.logPath}`);
+    await waitProtected(sidecar);
     console.log(`API: ${sidecar.url}`);
     console.log(`token: ${sidecar.token}`);
-    console.log(`sidecar log: ${sidecar.logPath}`);
   } catch (error) {
     console.error(`the sidecar did not start: ${(error as Error).message}`);
     console.error("the lab stays up to look around (npm run lab -- status)");

@@ -212,6 +212,12 @@ describe("the lab's life cycle", () => {
     });
     expect(info.status).toBe(200);
     expect(await info.json()).toMatchObject({ cluster_name: `lab-${DEMO}`, nodes: ["node1", "node2"] });
+    // The URL comes once the demo is protected: a standby is ready, so a switchover now succeeds.
+    expect(output).toMatch(/^protected: node2 is ready to take over from node1/m);
+    const status = await fetch(`${printed.url}/api/v1/status`, {
+      headers: { authorization: `Bearer ${printed.token}` },
+    });
+    expect(((await status.json()) as { protection: { protected: boolean } }).protection.protected).toBe(true);
     const inodes = namespaceInodes(DEMO);
 
     child.kill("SIGINT");

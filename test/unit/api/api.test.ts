@@ -52,6 +52,7 @@ class FakeCluster implements ClusterService {
     return {
       cluster_name: "test",
       active: s.active,
+      protection: { protected: false, ready: [], reason: "not protected: no active node is known" },
       automation: s.automation,
       bridge: { broker_connected: false, state: "unknown", publishing_node: null },
       nodes: [],
