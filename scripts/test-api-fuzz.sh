@@ -13,9 +13,9 @@ Z2MHA_ROOT="$root" Z2MHA_CACHE="$cache" bash "$root/scripts/setup/70-fuzz.sh" >/
 cd "$root"
 [[ -f dist/cli.js ]] || npm run build --silent
 out=$(mktemp)
-npx tsx test/fuzz/run-sidecar.ts >"$out" 2>&1 &
+node --import tsx test/fuzz/run-sidecar.ts >"$out" 2>&1 &
 pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -f "$out"' EXIT
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; rm -f "$out"' EXIT
 for _ in $(seq 100); do
   [[ -s $out ]] && break
   sleep 0.2
