@@ -450,7 +450,7 @@ describe("Home Assistant's log", () => {
     expect(problems).toEqual([
       expect.stringMatching(/^WARNING .*custom integration zigbee2mqtt_ha which has not been tested/),
       expect.stringMatching(
-        /^ERROR .*Error fetching zigbee2mqtt-ha lab-\w+ data: Cannot reach the zigbee2mqtt-ha sidecar/,
+        /^ERROR .*Error fetching zigbee2mqtt-ha lab-\w+ data: The zigbee2mqtt-ha sidecar does not answer/,
       ),
     ]);
   });
