@@ -1,102 +1,80 @@
 /**
  * npm run bench: switchover and failover timings in the lab, written to docs/benchmarks.md.
  *
- *   npm run bench -- [--switchovers K] [--failovers K] [--detections K] [--parts K] [--keep-lab]
+ *   npm run bench -- [--links instant,realistic] [--rounds K] [--failovers K] [--detections K]
+ *                    [--no-breakdown] [--name LAB] [--keep-lab]
  *
- * Measures, with the real zigbee2mqtt, sshd and zigpy-znp tools on simulated dongles:
- * - planned switchovers alternating between node1 and node2: every step, the total, and the Zigbee
- *   outage seen on MQTT (bridge/state offline → online), as the bench's own subscriber sees it;
- * - unplanned failovers after the active's link is cut (started by hand at once, so the takeover
- *   itself is timed; detection is measured separately);
- * - the irreducible parts alone (service stop, nvram_read, nvram_write, start-to-online), so the
- *   orchestration's overhead is visible;
- * - detection latency of the monitoring: a zigbee2mqtt crash (SIGKILL) and a cut link, from the
- *   fault to the sidecar's active_down alert on its event stream.
+ * Measures, with the real zigbee2mqtt, sshd and zigpy-znp tools on simulated dongles, for each
+ * serial link mode (docs/simulator.md, "The serial link"), on the same lab in the same run:
+ * - rounds of, interleaved: two of our planned switchovers (node1 ⇄ node2, every step, the total
+ *   and the Zigbee outage seen on MQTT: bridge/state offline → online), two runs of the
+ *   prototype's switchover script as the reference (reference.ts), and the floor: the parts any
+ *   switchover must do, each measured alone (service stop, nvram_read, nvram_write, start → online);
+ * - where each zigpy-znp call spends its time (breakdown.ts) and what SSH costs;
+ * - unplanned failovers after the active's link is cut (started by hand at once);
+ * and once, detection latency of the monitoring (a zigbee2mqtt crash, a cut link).
  * Timings are measurements, never assertions.
  */
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
-import type { OperationRecord } from "../../sidecar/types.js";
+import type { ClusterStatus, OperationRecord } from "../../sidecar/types.js";
+import { simulatorEntry } from "../lab/host/dongle.js";
 import { SidecarApi } from "../lab/sidecar-api.js";
+import { LINK_MODES, type LinkMode, REALISTIC_LINK } from "../lab/simulator/link.js";
 import { type HostId, Lab, REPO } from "../lab/world.js";
+import { countItems, delta, type Phases, startupParts, timedTool } from "./breakdown.js";
+import { type OutageWatcher, outageWatcher } from "./outage.js";
+import { prototypeSwitchover, stageAux } from "./reference.js";
+import { HEADER, median, ratio, row, Samples, seconds } from "./stats.js";
 
 interface Args {
-  switchovers: number;
+  links: LinkMode[];
+  rounds: number;
   failovers: number;
   detections: number;
-  parts: number;
+  breakdown: boolean;
+  name: string;
   keepLab: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { switchovers: 6, failovers: 4, detections: 5, parts: 3, keepLab: false };
-  const counts: Record<string, "switchovers" | "failovers" | "detections" | "parts"> = {
-    "--switchovers": "switchovers",
+  const args: Args = {
+    links: ["instant", "realistic"],
+    rounds: 3,
+    failovers: 4,
+    detections: 5,
+    breakdown: true,
+    name: process.env.Z2MHA_LAB_NAME ?? "bench",
+    keepLab: false,
+  };
+  const counts: Record<string, "rounds" | "failovers" | "detections"> = {
+    "--rounds": "rounds",
     "--failovers": "failovers",
     "--detections": "detections",
-    "--parts": "parts",
   };
+  const usage =
+    "use --links instant,realistic --rounds K --failovers K --detections K --no-breakdown --name LAB --keep-lab";
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i] as string;
     const key = counts[flag];
+    const value = argv[i + 1];
     if (flag === "--keep-lab") args.keepLab = true;
-    else if (key && Number.isInteger(Number(argv[i + 1]))) args[key] = Number(argv[++i]);
-    else
-      throw new Error(
-        `unknown argument ${flag} (use --switchovers K --failovers K --detections K --parts K --keep-lab)`,
-      );
+    else if (flag === "--no-breakdown") args.breakdown = false;
+    else if (flag === "--name" && value && /^[a-z0-9]{1,10}$/.test(value)) args.name = argv[++i] as string;
+    else if (flag === "--links" && value) {
+      const links = value.split(",");
+      const bad = links.filter((l) => !(LINK_MODES as readonly string[]).includes(l));
+      if (bad.length > 0 || links.length === 0) throw new Error(`--links: unknown mode(s) ${bad.join(", ")}`);
+      args.links = links as LinkMode[];
+      i++;
+    } else if (key && value !== undefined && Number.isInteger(Number(value)) && Number(value) >= 0) {
+      args[key] = Number(value);
+      i++;
+    } else throw new Error(`unknown or incomplete argument ${flag} (${usage})`);
   }
   return args;
-}
-
-function stats(values: number[]): { median: number; min: number; max: number; n: number } {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  const median =
-    sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-  return { median, min: sorted[0] ?? Number.NaN, max: sorted.at(-1) ?? Number.NaN, n: sorted.length };
-}
-
-function seconds(ms: number): string {
-  return Number.isNaN(ms) ? "–" : (ms / 1000).toFixed(2);
-}
-
-function row(name: string, values: number[]): string {
-  const s = stats(values);
-  return `| ${name} | ${s.n} | ${seconds(s.median)} | ${seconds(s.min)} | ${seconds(s.max)} |`;
-}
-
-const HEADER = "| | n | median s | min s | max s |\n|---|---|---|---|---|";
-
-/** Watches bridge/state on the lab's broker and reports offline → online outages. */
-async function outageWatcher(lab: Lab) {
-  const client = await lab.mqtt();
-  let offlineAt: number | undefined;
-  const outages: number[] = [];
-  await client.subscribeAsync("zigbee2mqtt/bridge/state");
-  client.on("message", (_topic, payload) => {
-    const text = payload.toString();
-    const state = text.includes("offline") ? "offline" : text.includes("online") ? "online" : undefined;
-    if (state === "offline" && offlineAt === undefined) offlineAt = Date.now();
-    if (state === "online" && offlineAt !== undefined) {
-      outages.push(Date.now() - offlineAt);
-      offlineAt = undefined;
-    }
-  });
-  return {
-    take(): number | undefined {
-      return outages.shift();
-    },
-    reset() {
-      outages.length = 0;
-      offlineAt = undefined;
-    },
-    async close() {
-      await client.endAsync();
-    },
-  };
 }
 
 function machine(): string {
@@ -106,218 +84,446 @@ function machine(): string {
   return `${os}, kernel ${kernel}, ${cpus().length} × ${cpu}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}`;
 }
 
+const other = (node: HostId): HostId => (node === "node1" ? "node2" : "node1");
+
+/** What one link mode's part of the run measured. */
+interface ModeResult {
+  mode: LinkMode;
+  ours: { outage: number[]; total: number[]; steps: Samples; oldOnAir: number; runs: number };
+  reference: { outage: number[]; steps: Samples; oldOnAir: number; runs: number };
+  floor: Samples;
+  /** Per round: stop + nvram_read + nvram_write + start → online, each measured alone. */
+  floorSums: number[];
+  failover: { total: number[]; outage: number[] };
+  calls: [string, Phases][];
+  notes: string[];
+  /** How far the dongles' deliveries were off the link's computed schedule (realistic only). */
+  lateness?: { deliveries: number; meanMs: number };
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+  const log = (line: string) =>
+    process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+  const loadBefore = loadavg();
   log("building the sidecar");
   execFileSync("npx", ["tsup", "--silent"], { cwd: REPO, stdio: "inherit" });
-  log('bringing the lab up (lab "bench")');
-  const lab = await Lab.up({ name: "bench", nodes: 2 });
-  const stepTimes = new Map<string, number[]>();
-  const totals = { switchover: [] as number[], failover: [] as number[] };
-  const outages = { switchover: [] as number[], failover: [] as number[] };
-  const parts = {
-    stop: [] as number[],
-    nvram_read: [] as number[],
-    nvram_write: [] as number[],
-    start_to_online: [] as number[],
-  };
-  const detection = { crash: [] as number[], link: [] as number[] };
+  log(`bringing the lab up (lab "${args.name}")`);
+  const lab = await Lab.up({ name: args.name, nodes: 2, link: "instant" });
+  const results: ModeResult[] = [];
   const failures: string[] = [];
+  const detection = { crash: [] as number[], link: [] as number[] };
+  let startup: Awaited<ReturnType<typeof startupParts>> | undefined;
+  let ssh: { connect: number; exec: number; fresh: number } | undefined;
   try {
     const config = lab.sidecarConfig({
       failover: { automatic: false },
-      sync: { interval: "1h" },
+      // zigbee2mqtt's backup takes ~11 s on the realistic link (~940 requests), more than the 10 s default
+      sync: { interval: "1h", backup_timeout: "90s" },
       monitor: { probe_interval: "2s", failures: 3 },
       snmp: undefined,
     });
     const sidecar = await lab.startSidecar(config);
     const api = new SidecarApi(sidecar.url, sidecar.token);
     const watcher = await outageWatcher(lab);
-    try {
-      await api.waitForStatus(
-        "node1 active and node2 probed",
-        (s) => s.active === "node1" && s.nodes.some((n) => n.id === "node2" && n.health !== "unknown"),
+    const settled = (what: string, active: HostId) =>
+      api.waitForStatus(
+        what,
+        (s) => s.active === active && s.running_operation === null && standbyProbed(s, other(active)),
+        300_000,
       );
-      await api.run("sync");
+    const sync = async () => {
+      const op = await api.run("sync");
+      if (op.status !== "succeeded") failures.push(`sync ${op.id}: ${op.status} ${op.error?.message ?? ""}`);
+    };
+    const maintenance = (on: boolean) => api.call("PUT", "/api/v1/automation", { maintenance: on });
+    try {
+      // A lab kept from an earlier run may have either node active.
+      const first = await api.waitForStatus(
+        "an active node and the other probed",
+        (s) =>
+          s.active !== null && s.running_operation === null && standbyProbed(s, other(s.active as HostId)),
+        300_000,
+      );
+      await settled(`${first.active} active`, first.active as HostId);
+      await sync();
 
-      for (let i = 0; i < args.switchovers; i++) {
-        const before = (await api.status()).active;
-        const target = before === "node1" ? "node2" : "node1";
-        watcher.reset();
-        log(`switchover ${i + 1}/${args.switchovers}: ${before} → ${target}`);
-        const op = await api.finish(
-          await api.call<OperationRecord>("POST", "/api/v1/switchover", { target }),
-        );
-        if (op.status !== "succeeded") {
-          failures.push(`switchover ${op.id}: ${op.status} ${op.error?.message ?? ""}`);
-          continue;
+      for (const mode of args.links) {
+        const result: ModeResult = {
+          mode,
+          ours: { outage: [], total: [], steps: new Samples(), oldOnAir: 0, runs: 0 },
+          reference: { outage: [], steps: new Samples(), oldOnAir: 0, runs: 0 },
+          floor: new Samples(),
+          floorSums: [],
+          failover: { total: [], outage: [] },
+          calls: [],
+          notes: [],
+        };
+        results.push(result);
+        log(`link ${mode}: dongles switched, the active's zigbee2mqtt restarted on it`);
+        const active = (await api.status()).active as HostId;
+        await maintenance(true);
+        await lab.setLink(mode);
+        await lab.stopZigbee2mqtt(active);
+        await lab.startZigbee2mqtt(active, { timeout: 300_000 });
+        await maintenance(false);
+        await settled(`${active} active again`, active);
+        await sync();
+
+        for (let round = 0; round < args.rounds; round++) {
+          const tag = `${mode} round ${round + 1}/${args.rounds}`;
+          for (let i = 0; i < 2; i++) {
+            const from = (await api.status()).active as HostId;
+            log(`${tag}: our switchover ${from} → ${other(from)}`);
+            await ourSwitchover(api, lab, watcher, from, result, failures);
+          }
+          const x = (await api.status()).active as HostId;
+          const y = other(x);
+          await maintenance(true);
+          for (const [from, to] of [
+            [x, y],
+            [y, x],
+          ] as const) {
+            log(`${tag}: the prototype's switchover ${from} → ${to}`);
+            await stageAux(lab, from, to);
+            const run = await prototypeSwitchover(lab, from, to, watcher);
+            result.reference.runs++;
+            const outage = run.outage ?? (await nextOutage(watcher));
+            if (outage !== undefined) result.reference.outage.push(outage);
+            for (const [name, ms] of run.steps) result.reference.steps.add(name, ms);
+            if (run.oldOnAir) result.reference.oldOnAir++;
+            failures.push(...run.failures.map((f) => `reference ${from} → ${to}: ${f}`));
+          }
+          log(`${tag}: the floor parts on ${x} and ${y}`);
+          result.floorSums.push(await floorParts(lab, x, y, result.floor, failures));
+          await maintenance(false);
+          await settled(`${x} active after the reference runs`, x);
+          await sync();
         }
-        totals.switchover.push(op.duration_ms ?? 0);
-        for (const step of op.steps) {
-          const key = step.name.replace(/node\d+/g, (m) => (m === before ? "A" : m === target ? "B" : m));
-          stepTimes.set(key, [...(stepTimes.get(key) ?? []), step.duration_ms ?? 0]);
+
+        if (args.breakdown) {
+          const x = (await api.status()).active as HostId;
+          log(`${mode}: where the zigpy-znp calls spend their time`);
+          await maintenance(true);
+          result.calls = await callBreakdown(lab, x, other(x), result.notes, failures);
+          if (!startup) {
+            startup = await startupParts(lab, x);
+            ssh = await sshCost(lab, x);
+          }
+          await maintenance(false);
+          await settled(`${x} active after the breakdown`, x);
+          await sync();
         }
-        const outage = watcher.take();
-        if (outage !== undefined) outages.switchover.push(outage);
-      }
 
-      for (let i = 0; i < args.failovers; i++) {
-        const from = (await api.status()).active as HostId;
-        const to = from === "node1" ? "node2" : "node1";
-        await api.run("sync");
-        watcher.reset();
-        log(`failover ${i + 1}/${args.failovers}: cut ${from}'s link, take over on ${to}`);
-        const cut = Date.now();
-        await lab.fault("cut-link", from);
-        const op = await api.finish(
-          await api.call<OperationRecord>("POST", "/api/v1/failover", { target: to }),
-        );
-        const onlineAt = Date.now();
-        if (op.status !== "succeeded")
-          failures.push(`failover ${op.id}: ${op.status} ${op.error?.message ?? ""}`);
-        else {
-          totals.failover.push(op.duration_ms ?? 0);
-          // The broker may not publish the cut node's will before the new active is online:
-          // the outage is from the cut to the new active's online.
-          outages.failover.push(onlineAt - cut);
+        if (mode === "realistic") {
+          const all = await Promise.all(lab.info.nodeIds.map((n) => lab.simulator(n).stats()));
+          const deliveries = all.reduce((n, x) => n + x.link.deliveries, 0);
+          const total = all.reduce((n, x) => n + x.link.deliveries * x.link.mean_lateness_ms, 0);
+          result.lateness = { deliveries, meanMs: deliveries ? total / deliveries : 0 };
         }
-        await lab.fault("restore-link", from);
-        await api.waitForStatus(`${from} back as a plain standby`, (s) => {
-          const node = s.nodes.find((n) => n.id === from);
-          const standby = node?.health === "standby-ready" || node?.health === "standby-not-ready";
-          return standby && s.running_operation === null;
-        });
+
+        for (let i = 0; i < args.failovers; i++) {
+          const from = (await api.status()).active as HostId;
+          const to = other(from);
+          await sync();
+          watcher.reset();
+          log(`${mode} failover ${i + 1}/${args.failovers}: cut ${from}'s link, take over on ${to}`);
+          const cut = Date.now();
+          await lab.fault("cut-link", from);
+          const op = await api.finish(
+            api.call<OperationRecord>("POST", "/api/v1/failover", { target: to }),
+            900_000,
+          );
+          const onlineAt = Date.now();
+          if (op.status !== "succeeded")
+            failures.push(`${mode} failover ${op.id}: ${op.status} ${op.error?.message ?? ""}`);
+          else {
+            result.failover.total.push(op.duration_ms ?? 0);
+            // The broker may publish the cut node's will after the new active is online: the
+            // outage is from the cut to the new active's online.
+            result.failover.outage.push(onlineAt - cut);
+          }
+          await lab.fault("restore-link", from);
+          await api.waitForStatus(
+            `${from} back as a plain standby`,
+            (s) => standbyProbed(s, from) && s.running_operation === null,
+            300_000,
+          );
+        }
       }
 
-      log("irreducible parts");
-      const active = (await api.status()).active as HostId;
-      const standby: HostId = active === "node1" ? "node2" : "node1";
-      await api.call("PUT", "/api/v1/automation", { maintenance: true });
-      for (let i = 0; i < args.parts; i++) {
-        let t = Date.now();
-        await lab.service(active, "stop");
-        parts.stop.push(Date.now() - t);
-        t = Date.now();
-        const read = await lab.znp(active, "nvram_read", ["-o", "/home/zigbee/bench-nvram.json"]);
-        parts.nvram_read.push(Date.now() - t);
-        if (read.code !== 0) failures.push(`nvram_read: ${read.stderr.slice(-300)}`);
-        const dump = await lab.readFile(active, "/home/zigbee/bench-nvram.json");
-        await lab.writeFile(standby, "/home/zigbee/bench-nvram.json", dump, { user: "zigbee" });
-        t = Date.now();
-        const write = await lab.znp(standby, "nvram_write", ["-i", "/home/zigbee/bench-nvram.json"]);
-        parts.nvram_write.push(Date.now() - t);
-        if (write.code !== 0) failures.push(`nvram_write: ${write.stderr.slice(-300)}`);
-        t = Date.now();
-        await lab.service(active, "start");
-        await lab.waitForZigbee2mqtt(active);
-        parts.start_to_online.push(Date.now() - t);
+      // Detection does not depend on the serial link: measured once, on the instant one.
+      if (args.detections > 0) {
+        const active = (await api.status()).active as HostId;
+        await maintenance(true);
+        if (args.links.at(-1) !== "instant") {
+          await lab.setLink("instant");
+          await lab.stopZigbee2mqtt(active);
+          await lab.startZigbee2mqtt(active);
+        }
+        await maintenance(false);
       }
-      // The standby's dongle now holds a copy that no switchover verified: give it a blank one.
-      await lab.znp(standby, "nvram_reset");
-      await api.call("PUT", "/api/v1/automation", { maintenance: false });
-      await sidecar.stop();
-
-      log("detection latency");
-      const detectConfig = lab.sidecarConfig({
-        failover: { automatic: true, grace: "10m", restart_attempts: 0 },
-        sync: { interval: "1h" },
-        monitor: { probe_interval: "3s", failures: 3 },
-        snmp: undefined,
-      });
-      const detector = await lab.startSidecar(detectConfig);
-      const dapi = new SidecarApi(detector.url, detector.token);
-      await dapi.waitForStatus("the sidecar sees the active", (s) => s.active !== null);
-      const current = (await dapi.status()).active as HostId;
-      const events = dapi.events();
-      await events.ready;
-      /** Time from `t` to the first active_down alert raised after it. */
-      const detected = async (t: number) =>
-        (
-          await events.seen(
-            "alert.raised",
-            (d) => (d.alert as { kind?: string })?.kind === "active_down" && Date.parse(String(d.ts)) >= t,
-          )
-        ).at - t;
-      // Each run starts from a clean slate: the alert over and the node answering its probes again
-      // (MQTT can be back before SSH is: a run that began with failed probes still counted came
-      // out shorter than the probes allow).
-      const recovered = () =>
-        dapi.waitForStatus(
-          "recovered",
-          (s) =>
-            !s.alerts.some((a) => a.kind === "active_down") &&
-            s.nodes.some((n) => n.id === current && n.health === "active-healthy"),
-        );
-      for (let i = 0; i < args.detections; i++) {
-        log(`detection ${i + 1}/${args.detections}: SIGKILL zigbee2mqtt`);
-        const t = Date.now();
-        await lab.fault("kill-zigbee2mqtt", current);
-        detection.crash.push(await detected(t));
-        await lab.service(current, "zap");
-        await lab.service(current, "start");
-        await lab.waitForZigbee2mqtt(current);
-        await recovered();
-      }
-      for (let i = 0; i < args.detections; i++) {
-        log(`detection ${i + 1}/${args.detections}: cut link`);
-        const t = Date.now();
-        await lab.fault("cut-link", current);
-        detection.link.push(await detected(t));
-        await lab.fault("restore-link", current);
-        await recovered();
-      }
-      events.stop();
-      await detector.stop();
-    } finally {
       await watcher.close();
+      await sidecar.stop();
+      if (args.detections > 0) await detectionLatency(lab, args.detections, detection, log);
+    } finally {
       await sidecar.stop();
     }
   } finally {
     if (!args.keepLab) await lab.down();
   }
 
+  const text = report(results, detection, startup, ssh, failures, loadBefore, loadavg());
+  writeFileSync(join(REPO, "docs", "benchmarks.md"), text);
+  process.stdout.write(text);
+}
+
+function standbyProbed(s: ClusterStatus, node: HostId): boolean {
+  const n = s.nodes.find((x) => x.id === node);
+  return n?.health === "standby-ready" || n?.health === "standby-not-ready";
+}
+
+async function nextOutage(watcher: OutageWatcher): Promise<number | undefined> {
+  for (let i = 0; i < 40; i++) {
+    const outage = watcher.take();
+    if (outage !== undefined) return outage;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return undefined;
+}
+
+async function ourSwitchover(
+  api: SidecarApi,
+  lab: Lab,
+  watcher: OutageWatcher,
+  from: HostId,
+  result: ModeResult,
+  failures: string[],
+): Promise<void> {
+  const target = other(from);
+  watcher.reset();
+  const op = await api.finish(api.call<OperationRecord>("POST", "/api/v1/switchover", { target }), 900_000);
+  result.ours.runs++;
+  if (op.status !== "succeeded") {
+    failures.push(`${result.mode} switchover ${op.id}: ${op.status} ${op.error?.message ?? ""}`);
+    return;
+  }
+  result.ours.total.push(op.duration_ms ?? 0);
+  for (const step of op.steps) {
+    const key = step.name.replace(/node\d+/g, (m) => (m === from ? "A" : m === target ? "B" : m));
+    result.ours.steps.add(key, step.duration_ms ?? 0);
+  }
+  const outage = await nextOutage(watcher);
+  if (outage !== undefined) result.ours.outage.push(outage);
+  if ((await lab.simulator(from).status()).state === "started") result.ours.oldOnAir++;
+}
+
+/** The parts any switchover must do, each alone: stop X, nvram_read X, nvram_write Y, start X → online. */
+async function floorParts(
+  lab: Lab,
+  x: HostId,
+  y: HostId,
+  parts: Samples,
+  failures: string[],
+): Promise<number> {
+  const file = "/home/zigbee/bench-nvram.json";
+  let sum = 0;
+  const timed = async (name: string, fn: () => Promise<unknown>) => {
+    const t = Date.now();
+    await fn();
+    parts.add(name, Date.now() - t);
+    sum += Date.now() - t;
+  };
+  await timed("service stop (rc-service zigbee2mqtt stop)", () => lab.service(x, "stop"));
+  await timed("nvram_read (zigpy-znp, through sudo)", async () => {
+    const read = await lab.znp(x, "nvram_read", ["-o", file], { timeout: 900_000 });
+    if (read.code !== 0) failures.push(`floor nvram_read: ${read.stderr.slice(-300)}`);
+  });
+  await lab.writeFile(y, file, await lab.readFile(x, file), { user: "zigbee" });
+  await timed("nvram_write (zigpy-znp, through sudo)", async () => {
+    const write = await lab.znp(y, "nvram_write", ["-i", file], { timeout: 900_000 });
+    if (write.code !== 0) failures.push(`floor nvram_write: ${write.stderr.slice(-300)}`);
+  });
+  await timed("service start → bridge/state online", async () => {
+    await lab.service(x, "start");
+    await lab.waitForZigbee2mqtt(x, { timeout: 300_000 });
+  });
+  return sum;
+}
+
+/**
+ * Every zigpy-znp call of a switchover, alone, split into its phases: read X (the old active),
+ * a delta write onto Y (only the items Y does not already hold), reset Y, a full write onto Y,
+ * read Y (the verification), park X (one item written back, then the reset).
+ */
+async function callBreakdown(
+  lab: Lab,
+  x: HostId,
+  y: HostId,
+  notes: string[],
+  failures: string[],
+): Promise<[string, Phases][]> {
+  const calls: [string, Phases][] = [];
+  const run = async (label: string, node: HostId, tool: string, toolArgs: string[]) => {
+    const r = await timedTool(lab, node, tool, toolArgs);
+    if (r.code !== 0) failures.push(`breakdown ${label}: ${r.stderr.slice(-300)}`);
+    calls.push([label, r.phases]);
+  };
+  const dumpFile = "/home/zigbee/bench-breakdown.json";
+  const deltaFile = "/home/zigbee/bench-delta.json";
+  const parkFile = "/home/zigbee/bench-park.json";
+  await lab.service(x, "stop");
+  await run("nvram_read (old active, formed)", x, "nvram_read", ["-o", dumpFile]);
+  const text = await lab.readFile(x, dumpFile);
+  const dump = JSON.parse(text) as Record<string, Record<string, string>>;
+  const onY = (await lab.simulator(y).nvram()) as unknown as Record<string, Record<string, string>>;
+  const diff = delta(dump, onY);
+  await lab.writeFile(y, deltaFile, JSON.stringify(diff.dump), { user: "zigbee" });
+  await lab.writeFile(y, dumpFile, text, { user: "zigbee" });
+  notes.push(
+    `the dump has ${countItems(dump)} items; the standby's dongle (an older copy of the same network) differed in ${diff.items}`,
+  );
+  await run(`nvram_write, delta (${diff.items} items)`, y, "nvram_write", ["-i", deltaFile]);
+  await run("nvram_reset (formed)", y, "nvram_reset", []);
+  await run(`nvram_write, full (${countItems(dump)} items)`, y, "nvram_write", ["-i", dumpFile]);
+  await run("nvram_read (verification)", y, "nvram_read", ["-o", "/home/zigbee/bench-verify.json"]);
+  const park = dump.LEGACY?.USERDESC;
+  await lab.writeFile(x, parkFile, JSON.stringify({ LEGACY: park ? { USERDESC: park } : {} }), {
+    user: "zigbee",
+  });
+  await run("nvram_write, park (1 item + reset)", x, "nvram_write", ["-i", parkFile]);
+  await lab.service(x, "start");
+  await lab.waitForZigbee2mqtt(x, { timeout: 300_000 });
+  return calls;
+}
+
+/** SSH as the sidecar pays it: opening a connection, and one command on a connection already open. */
+async function sshCost(lab: Lab, node: HostId) {
+  const entry = simulatorEntry(REPO);
+  const argv = [
+    process.execPath,
+    "--import",
+    `file://${entry.tsx}`,
+    join(REPO, "test", "bench", "ssh-timing.ts"),
+    lab.node(node).address,
+    lab.info.ssh.user,
+    lab.info.ssh.privateKey,
+    "5",
+    "--",
+    "true",
+  ];
+  const out = await lab.execOk("controller", argv);
+  const timing = JSON.parse(out.stdout) as { connect_ms: number; exec_ms: number[] };
+  const fresh: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t = Date.now();
+    await lab.ssh(node, ["true"]);
+    fresh.push(Date.now() - t);
+  }
+  return { connect: timing.connect_ms, exec: median(timing.exec_ms), fresh: median(fresh) };
+}
+
+async function detectionLatency(
+  lab: Lab,
+  runs: number,
+  detection: { crash: number[]; link: number[] },
+  log: (line: string) => void,
+): Promise<void> {
+  log("detection latency");
+  const detectConfig = lab.sidecarConfig({
+    failover: { automatic: true, grace: "10m", restart_attempts: 0 },
+    sync: { interval: "1h" },
+    monitor: { probe_interval: "3s", failures: 3 },
+    snmp: undefined,
+  });
+  const detector = await lab.startSidecar(detectConfig);
+  try {
+    const dapi = new SidecarApi(detector.url, detector.token);
+    await dapi.waitForStatus("the sidecar sees the active", (s) => s.active !== null);
+    const current = (await dapi.status()).active as HostId;
+    const events = dapi.events();
+    await events.ready;
+    /** Time from `t` to the first active_down alert raised after it. */
+    const detected = async (t: number) =>
+      (
+        await events.seen(
+          "alert.raised",
+          (d) => (d.alert as { kind?: string })?.kind === "active_down" && Date.parse(String(d.ts)) >= t,
+        )
+      ).at - t;
+    // Each run starts from a clean slate: the alert over and the node answering its probes again
+    // (MQTT can be back before SSH is: a run that began with failed probes still counted came
+    // out shorter than the probes allow).
+    const recovered = () =>
+      dapi.waitForStatus(
+        "recovered",
+        (s) =>
+          !s.alerts.some((a) => a.kind === "active_down") &&
+          s.nodes.some((n) => n.id === current && n.health === "active-healthy"),
+      );
+    for (let i = 0; i < runs; i++) {
+      log(`detection ${i + 1}/${runs}: SIGKILL zigbee2mqtt`);
+      const t = Date.now();
+      await lab.fault("kill-zigbee2mqtt", current);
+      detection.crash.push(await detected(t));
+      await lab.service(current, "zap");
+      await lab.service(current, "start");
+      await lab.waitForZigbee2mqtt(current);
+      await recovered();
+    }
+    for (let i = 0; i < runs; i++) {
+      log(`detection ${i + 1}/${runs}: cut link`);
+      const t = Date.now();
+      await lab.fault("cut-link", current);
+      detection.link.push(await detected(t));
+      await lab.fault("restore-link", current);
+      await recovered();
+    }
+    events.stop();
+  } finally {
+    await detector.stop();
+  }
+}
+
+// ------------------------------------------------------------------------------------ the report
+
+function report(
+  results: ModeResult[],
+  detection: { crash: number[]; link: number[] },
+  startup: Awaited<ReturnType<typeof startupParts>> | undefined,
+  ssh: { connect: number; exec: number; fresh: number } | undefined,
+  failures: string[],
+  loadBefore: number[],
+  loadAfter: number[],
+): string {
   const date = new Date().toISOString().slice(0, 10);
-  const stepRows = [...stepTimes.entries()].map(([name, values]) => row(name, values));
-  const text = `# Benchmarks
+  const load = (l: number[]) => l.map((v) => v.toFixed(1)).join(" / ");
+  const sections = results.map((r) => modeSection(r));
+  return `# Benchmarks
 
 Measured by \`npm run bench\` in the lab (real zigbee2mqtt 2.14.1, sshd, Mosquitto and zigpy-znp 1.1.1
 tools; simulated CC2652 dongles behind a pty) on ${date}.
-Machine: ${machine()}.
+Machine: ${machine()}; load average (1/5/15 min) ${load(loadBefore)} at the start, ${load(loadAfter)} at the
+end (other sessions run tests on this machine too).
 Median, min and max over n runs, in seconds. The bench measures; no test asserts on these numbers.
 
-## Planned switchover (node1 ⇄ node2, alternating)
+Two serial links (docs/simulator.md, "The serial link"): **instant** (the simulator answers at
+once) and **realistic** (${REALISTIC_LINK.baud} baud 8N1, ${REALISTIC_LINK.requestLatencyMs} ms chip latency per request, +${REALISTIC_LINK.nvWriteMs} ms per NV write,
++${REALISTIC_LINK.nvDeleteMs} ms per NV delete), each on the same lab in the same run. In each round, interleaved: two of our
+switchovers (node1 ⇄ node2), two runs of the prototype's switchover script (the reference:
+stop both nodes twice, nvram_read, copy, nvram_reset, nvram_write, copy the data dir, start; no
+checks, no parking, no counter increment; \`test/bench/reference.ts\`), and the floor: service stop,
+nvram_read, nvram_write and start → online, each measured alone (through the lab's exec, not
+SSH; the write onto the standby's dongle as it is, an older copy of the network). The floor's
+outage is the sum of its parts in that round. The reference and the floor run with the sidecar in
+maintenance mode.
 
-${HEADER}
-${row("total (operation)", totals.switchover)}
-${row("Zigbee outage (bridge/state offline → online, seen on MQTT)", outages.switchover)}
-
-### Per step (A = old active, B = new active)
-
-${HEADER}
-${stepRows.join("\n")}
-
-## Unplanned failover (active's link cut, failover started at once)
-
-${HEADER}
-${row("total (operation)", totals.failover)}
-${row("Zigbee outage (link cut → new active online)", outages.failover)}
-
-## The irreducible parts alone
-
-What any switchover must do, run by hand on the same lab: the orchestration's overhead is the
-switchover total minus these.
-
-${HEADER}
-${row("service stop (rc-service zigbee2mqtt stop)", parts.stop)}
-${row("nvram_read (zigpy-znp, through sudo)", parts.nvram_read)}
-${row("nvram_write (zigpy-znp, through sudo)", parts.nvram_write)}
-${row("service start → bridge/state online", parts.start_to_online)}
-
+${sections.join("\n")}
 ## Detection latency (monitoring)
 
 From the fault to the sidecar's \`active_down\` alert on its event stream, with
-\`monitor.probe_interval: 3s\`, \`monitor.failures: 3\` (the defaults), \`probe_timeout: 2.5s\`.
+\`monitor.probe_interval: 3s\`, \`monitor.failures: 3\` (the defaults), \`probe_timeout: 2.5s\`, on the
+instant link (detection does not use the dongle).
 A crash is on MQTT at once (the last will), but the alert waits for a probe to agree that the
 service is down: up to one probe interval. A cut link takes \`failures\` unanswered probes, then an
 unanswered health check (2.5 s). The failover policy then waits \`failover.grace\` (30 s by default) before acting.
@@ -325,9 +531,182 @@ unanswered health check (2.5 s). The failover policy then waits \`failover.grace
 ${HEADER}
 ${row("zigbee2mqtt crash (SIGKILL; MQTT last will)", detection.crash)}
 ${row("link cut (probes, then a health check on MQTT)", detection.link)}
-${failures.length ? `\n## Failures during this run\n\n${failures.map((f) => `- ${f}`).join("\n")}\n` : ""}`;
-  writeFileSync(join(REPO, "docs", "benchmarks.md"), text);
-  process.stdout.write(text);
+${startup ? startupSection(startup, ssh) : ""}${failures.length ? `\n## Failures during this run\n\n${failures.map((f) => `- ${f}`).join("\n")}\n` : ""}`;
+}
+
+function modeSection(r: ModeResult): string {
+  const ours = median(r.ours.outage);
+  const ref = median(r.reference.outage);
+  const floor = median(r.floorSums);
+  const failover = median(r.failover.outage);
+  const calls = r.calls.length
+    ? `
+### Where each zigpy-znp call spends its time (${r.mode} link)
+
+Each call alone, as zigbee through sudo on the node (\`lab.znp\`); the points in between come from
+the dongle's frame log. *Start-up*: exec → the port opened (sudo, Python, imports); *port open*: →
+the first request (zigpy-znp toggles DTR/RTS three times, 150 ms apart, before its ping);
+*handshake*: ping, struct alignment probe, version detection; *transfer*: the tool's own requests;
+*exit*: the last frame → the process has exited.
+
+| call | requests | total s | start-up s | port open s | handshake s | transfer s | exit s |
+|---|---|---|---|---|---|---|---|
+${r.calls
+  .map(
+    ([name, p]) =>
+      `| ${name} | ${p.requests} | ${seconds(p.total)} | ${seconds(p.startup)} | ${seconds(p.portOpen)} | ${seconds(p.handshake)} | ${seconds(p.transfer)} | ${seconds(p.exit)} |`,
+  )
+  .join("\n")}
+${r.notes.map((n) => `\nNote: ${n}.`).join("")}
+`
+    : "";
+  return `## ${r.mode === "instant" ? "Instant link" : "Realistic link"}
+
+### Planned switchover: ours vs the reference vs the floor
+
+${HEADER}
+${row("ours: Zigbee outage (bridge/state offline → online, seen on MQTT)", r.ours.outage)}
+${row("ours: total (operation)", r.ours.total)}
+${row("reference (prototype script): Zigbee outage", r.reference.outage)}
+${row("floor: stop + nvram_read + nvram_write + start → online", r.floorSums)}
+
+| ratio of medians | value | goal |
+|---|---|---|
+| ours / reference | ${ratio(ours, ref)} | ≤ 0.70× |
+| ours / floor | ${ratio(ours, floor)} | ≤ 1.25× |
+| reference / floor | ${ratio(ref, floor)} | |
+| failover outage / floor | ${ratio(failover, floor)} | ≤ 1.30× |
+
+The old active's dongle still running the network after the switchover (a second coordinator on
+the air): ours ${r.ours.oldOnAir} of ${r.ours.runs}, the reference ${r.reference.oldOnAir} of ${r.reference.runs}.${
+    r.lateness
+      ? ` The dongles' deliveries were on average ${r.lateness.meanMs.toFixed(2)} ms off the link's computed
+schedule (${r.lateness.deliveries} deliveries since the dongles started).`
+      : ""
+  }
+
+### Our switchover per step (A = old active, B = new active)
+
+${HEADER}
+${r.ours.steps.rows().join("\n")}
+
+### The reference per step
+
+${HEADER}
+${r.reference.steps.rows().join("\n")}
+
+### The floor's parts, each alone
+
+${HEADER}
+${r.floor.rows().join("\n")}
+${calls}
+### Unplanned failover (active's link cut, failover started at once)
+
+${HEADER}
+${row("total (operation)", r.failover.total)}
+${row("Zigbee outage (link cut → new active online)", r.failover.outage)}
+${restructurings(r)}`;
+}
+
+/**
+ * What the numbers favour: each restructuring's saving estimated from this run's medians (a step
+ * taken off the critical path saves its median; one done in parallel saves the shorter branch).
+ */
+function restructurings(r: ModeResult): string {
+  const step = (name: string) => r.ours.steps.median(name);
+  const call = (prefix: string) => r.calls.find(([name]) => name.startsWith(prefix))?.[1];
+  const ours = median(r.ours.outage);
+  const floor = median(r.floorSums);
+  const ref = median(r.reference.outage);
+  const reset = step("reset NVRAM on B");
+  const write = step("write NVRAM on B");
+  const park = step("park the coordinator on A");
+  const dataDir = step("write data dir on B");
+  const finalSync = step("final sync from A");
+  const online = step("start B") + step("wait for B online");
+  const floorOnline = r.floor.median("service start → bridge/state online");
+  const deltaCall = call("nvram_write, delta");
+  const deltaWrite = deltaCall ? deltaCall.total : Number.NaN;
+  const fixed = (p: Phases | undefined) => (p ? p.startup + p.portOpen + p.handshake + p.exit : Number.NaN);
+  const perCall = median(r.calls.map(([, p]) => fixed(p)));
+  const rows: [string, string, number][] = [
+    [
+      "reset B before stopping A",
+      "B is idle and its copy is not the fallback (the controller's snapshot and A's dongle are): relies on A being untouched until the point of no return",
+      reset,
+    ],
+    [
+      "a delta write instead of reset + full write (read B before stopping A, write only the items that differ)",
+      "the verification still reads B in full; items only on B stay (allowed by the verification); needs B's NV known before the stop",
+      reset + write - deltaWrite,
+    ],
+    [
+      "park A in parallel with B's reset and write",
+      "A's NVRAM is already read and validated; parking does not change it; B does not depend on A after the read",
+      Math.min(park, write),
+    ],
+    [
+      "write B's data dir while B is verified",
+      "the data dir does not depend on the verification; B is not started before both end",
+      Math.min(dataDir, step("verify NVRAM on B")),
+    ],
+    [
+      "final sync from A while A's NVRAM is read",
+      "both only read A; the sync copies files, the read talks to the dongle",
+      Math.min(finalSync, step("read NVRAM on A")),
+    ],
+  ];
+  // Delta write (no reset, a short write) with A parked beside it, the data dir beside the
+  // verification, the final sync beside the read.
+  const [, deltaRow, , dataDirRow, syncRow] = rows.map((x) => x[2]);
+  const combined = ours - deltaRow! - Math.min(park, deltaWrite) - dataDirRow! - syncRow!;
+  return `
+### Restructurings the numbers favour (${r.mode} link)
+
+Estimated from this run's medians: a step taken off the critical path saves its median, two steps
+run side by side save the shorter one. Each zigpy-znp call costs ${seconds(perCall)} s before and after its
+transfer (start-up, port open, handshake, exit; median over the calls above): one tool start-up
+fewer saves about that much.
+
+| restructuring | relies on | saving s |
+|---|---|---|
+${rows.map(([what, why, ms]) => `| ${what} | ${why} | ${seconds(ms)} |`).join("\n")}
+
+Combined (delta write with A parked beside it, data dir beside the verification, final sync
+beside the read): about ${seconds(combined)} s, i.e. ${ratio(combined, ref)} of the reference and ${ratio(combined, floor)} of the floor
+(now ${ratio(ours, ref)} and ${ratio(ours, floor)}).
+
+Waiting for B online is already event-driven (the MQTT watcher), and the outage ends with B's
+\`online\` on the broker whatever the sidecar does after it. Start B → online took ${seconds(online)} s here against
+the floor's ${seconds(floorOnline)} s: B's dongle comes out of the reset that ends every nvram_write (HOLD), so herdsman
+starts the stack and registers its endpoints, where the floor restarts on a dongle that still runs.
+`;
+}
+
+function startupSection(
+  s: Awaited<ReturnType<typeof startupParts>>,
+  ssh: { connect: number; exec: number; fresh: number } | undefined,
+): string {
+  const ms = (v: number) => `${Math.round(v)} ms`;
+  return `
+## What every tool call pays before it talks to the dongle
+
+The fastest of 5 runs on a node, as zigbee (the link mode does not matter here); SSH: medians.
+
+| part | time |
+|---|---|
+| the lab's exec (nsenter into the node, setpriv, exec \`true\`) | ${ms(s.exec)} |
+| Python start-up (\`python3 -c pass\`, the zigpy-znp virtualenv) | ${ms(s.python)} |
+| importing zigpy-znp and its tool (\`python3 -m zigpy_znp.tools.nvram_read --help\`) | ${ms(s.imports)} |
+| sudo | ${ms(s.sudo)} |
+${
+  ssh
+    ? `| SSH, a new connection + \`true\` (OpenSSH client from the controller) | ${ms(ssh.fresh)} |
+| SSH, opening a connection (ssh2, as the sidecar) | ${ms(ssh.connect)} |
+| SSH, one command on an open connection (ssh2, as the sidecar) | ${ms(ssh.exec)} |
+`
+    : ""
+}`;
 }
 
 main().catch((error) => {

@@ -85,8 +85,25 @@ describe("the simulator process", () => {
       unplugged: false,
       host_connected: false,
       frames_per_second: 5,
+      link: { mode: "instant" },
     });
     await expect(sim.client.request({ cmd: "explode" })).rejects.toThrow(/unknown cmd "explode"/);
+    expect((await sim.client.setLink({ mode: "realistic", latencyMs: 3 })).link).toEqual({
+      mode: "realistic",
+      baud: 115200,
+      bits_per_byte: 10,
+      latency_ms: 3,
+      nv_write_ms: 4,
+      nv_delete_ms: 15,
+    });
+    await expect(sim.client.setLink({ mode: "instant", latencyMs: 3 })).rejects.toThrow(
+      /realistic link only/,
+    );
+    await expect(sim.client.request({ cmd: "set-link", mode: "fast" })).rejects.toThrow(/instant.*realistic/);
+    await expect(sim.client.request({ cmd: "set-link", mode: "realistic", speed: 1 })).rejects.toThrow(
+      /unknown field/,
+    );
+    expect((await sim.client.setLink({ mode: "instant" })).link).toEqual({ mode: "instant" });
     await expect(sim.client.setTraffic(-1)).rejects.toThrow(SimulatorError);
     expect((await sim.client.setTraffic(12.5)).frames_per_second).toBe(12.5);
     const raw = await new Promise<string>((resolve) => {

@@ -1,7 +1,8 @@
 /**
  * `npm run lab -- <command>`: the lab from a shell.
  *
- *   up [--nodes N]            bring the lab up (idempotent); node1's zigbee2mqtt online
+ *   up [--nodes N] [--link instant|realistic]   bring the lab up (idempotent); node1's zigbee2mqtt online
+ *   link MODE [NODE...]       the dongles' serial line timing from their next host session on
  *   down                      take it down, leaving nothing behind
  *   status [--json]           hosts, services, dongles, active faults
  *   info                      lab.json (addresses, paths, keys, fingerprints)
@@ -16,6 +17,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { FAULTS, type FaultOptions } from "./host/faults.js";
 import { enterArgv } from "./host/namespaces.js";
 import type { HostId } from "./host/naming.js";
+import { LINK_MODES, type LinkMode } from "./simulator/link.js";
 import { DEFAULT_LAB_NAME, Lab } from "./world.js";
 
 // `npm run lab -- status | head` closes the pipe early: not an error.
@@ -33,6 +35,12 @@ const program = new Command()
 
 const labName = () => program.opts<{ name: string }>().name;
 
+function linkMode(value: string): LinkMode {
+  if (!(LINK_MODES as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`must be one of ${LINK_MODES.join(", ")}`);
+  return value as LinkMode;
+}
+
 function number(what: string) {
   return (value: string) => {
     const parsed = Number(value);
@@ -49,6 +57,11 @@ program
   .option("--dongle-tcp", "also offer each dongle over TCP on <node>:6638")
   .option("--no-zigbee", "hosts and services only: no dongles, no zigbee2mqtt")
   .option("--keep-on-failure", "leave a half-built lab in place when up fails")
+  .option(
+    "--link <mode>",
+    "dongles' serial line: instant (default) or realistic (115200 baud 8N1, chip latency, NV costs)",
+    linkMode,
+  )
   .action(
     async (opts: {
       nodes: number;
@@ -56,6 +69,7 @@ program
       dongleTcp?: boolean;
       zigbee: boolean;
       keepOnFailure?: boolean;
+      link?: LinkMode;
     }) => {
       const started = Date.now();
       const lab = await Lab.up({
@@ -65,6 +79,7 @@ program
         dongleTcp: opts.dongleTcp ?? false,
         zigbee: opts.zigbee,
         keepOnFailure: opts.keepOnFailure ?? false,
+        ...(opts.link ? { link: opts.link } : {}),
         log: (line) => console.log(line),
       });
       const info = lab.info;
@@ -77,6 +92,20 @@ program
         );
     },
   );
+
+program
+  .command("link")
+  .description(
+    "set the dongles' serial line timing (all nodes, or the ones named) from their next host session on",
+  )
+  .argument("<mode>", "instant or realistic", linkMode)
+  .argument("[nodes...]", "node1, node2, ... (default: every node)")
+  .action(async (mode: LinkMode, nodes: string[]) => {
+    const lab = await Lab.attach(labName());
+    for (const node of nodes) lab.node(node);
+    await lab.setLink(mode, nodes.length > 0 ? nodes : lab.info.nodeIds);
+    console.log(`link ${mode} on ${(nodes.length > 0 ? nodes : lab.info.nodeIds).join(", ")}`);
+  });
 
 program
   .command("down")

@@ -38,6 +38,7 @@ import { LabCommandError, type RunResult, shellQuote, sleep, tryRun } from "./ho
 import { type RunningSidecar, startSidecarInController, writeSidecarConfig } from "./host/sidecar.js";
 import { type ActiveFault, type LabInfo, type NodeInfo, readLabInfo, writeLabInfo } from "./host/state.js";
 import { SimulatorClient } from "./simulator/client.js";
+import type { LinkMode } from "./simulator/link.js";
 
 export type {
   ActiveFault,
@@ -62,6 +63,12 @@ export interface UpOptions {
   peerSsh?: boolean;
   /** Also offer each dongle over TCP at <node address>:6638. */
   dongleTcp?: boolean;
+  /**
+   * The dongles' serial line: instant (default: bytes pass at once, fast tests) or realistic
+   * (115200 baud 8N1, chip latency, flash costs; docs/simulator.md). On an instance that is up, a
+   * different mode is applied to every dongle from its next host session on.
+   */
+  link?: LinkMode;
   /** Skip the dongles and zigbee2mqtt (hosts, sshd, Mosquitto, snmptrapd only): for tests of the lab itself. */
   zigbee?: boolean;
   /** Progress lines. */
@@ -125,7 +132,13 @@ export class Lab {
           );
         }
         const lab = new Lab(name, existing);
-        if (await healInstance(lab, log)) return lab;
+        if (await healInstance(lab, log)) {
+          if (options.link && (existing.link ?? "instant") !== options.link) {
+            await lab.setLink(options.link);
+            log(`dongles' link: ${options.link} from their next host session on`);
+          }
+          return lab;
+        }
         log(`lab ${name} is damaged beyond repair: rebuilding it`);
       }
       await destroyInstance(layout, name);
@@ -232,6 +245,20 @@ export class Lab {
   /** The node's simulated dongle, through its control socket: NVRAM, IEEE, frame counter, unplug, ... */
   simulator(node: string): SimulatorClient {
     return new SimulatorClient(this.node(node).simulator.control);
+  }
+
+  /**
+   * Sets the serial line timing of the nodes' dongles (all by default), from each dongle's next host
+   * session on: a zigbee2mqtt that holds the port keeps its session's timing until it restarts.
+   * Recorded in lab.json when it covers every node, so a restarted dongle keeps it.
+   */
+  async setLink(mode: LinkMode, nodes: readonly string[] = this.current.nodeIds): Promise<void> {
+    if (!this.current.zigbee) throw new Error(`lab ${this.name} has no dongles (up --no-zigbee)`);
+    for (const node of nodes) await this.simulator(node).setLink({ mode });
+    if (this.current.nodeIds.every((id) => nodes.includes(id)))
+      this.update((info) => {
+        info.link = mode;
+      });
   }
 
   node(id: string): NodeInfo {
@@ -531,7 +558,7 @@ export class Lab {
     if (!this.current.zigbee) return "none (lab without zigbee)";
     try {
       const s = await new SimulatorClient(node.simulator.control, 3_000).status();
-      return `${s.unplugged ? "unplugged" : "plugged"}, ${s.configured ? "formed" : "blank"}, ieee ${s.ieee}, frame counter ${s.nwk_frame_counter}`;
+      return `${s.unplugged ? "unplugged" : "plugged"}, ${s.configured ? "formed" : "blank"}, ieee ${s.ieee}, frame counter ${s.nwk_frame_counter}, link ${s.link?.mode ?? "instant"}`;
     } catch (error) {
       return `not answering (${(error as Error).message})`;
     }

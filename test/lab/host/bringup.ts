@@ -71,6 +71,7 @@ async function startNodeDongle(lab: Lab, id: HostId): Promise<void> {
     ieee: node.ieee,
     nodeLabDir: lab.layout.node(id).lab,
     ...(node.simulator.tcp ? { tcp: node.simulator.tcp } : {}),
+    link: lab.info.link ?? "instant",
   });
 }
 
@@ -203,6 +204,7 @@ export async function buildInstance(
     znp: { venv: ZNP_VENV },
     peerSsh,
     zigbee,
+    link: options.link ?? "instant",
   };
   writeLabInfo(layout.labJson, info);
   const lab = open(info);

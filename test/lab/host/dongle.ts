@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { SimulatorClient } from "../simulator/client.js";
+import type { LinkMode } from "../simulator/link.js";
 import { SERIAL_PORT } from "./files.js";
 import { daemonArgv, type HostExec, pidfileAlive } from "./hosts.js";
 import { NODE_LAB_DIR } from "./layout.js";
@@ -36,6 +37,8 @@ export interface DongleStartOptions {
   nodeLabDir: string;
   /** "host:port" to also serve the dongle over TCP. */
   tcp?: string;
+  /** Serial line timing (default instant). */
+  link?: LinkMode;
 }
 
 export function simulatorEntry(repo: string): { tsx: string; main: string } {
@@ -75,6 +78,8 @@ export async function startDongle(exec: HostExec, options: DongleStartOptions): 
     "--log",
     DONGLE.log,
     ...(options.tcp ? ["--listen-tcp", options.tcp] : []),
+    "--link",
+    options.link ?? "instant",
   ];
   const started = await exec(options.node, daemonArgv(DONGLE.output, DONGLE.pid, argv));
   if (started.code !== 0)

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import type { LinkMode } from "../simulator/link.js";
 import type { NetworkSettings } from "./naming.js";
 
 /** A fault in effect, as `status` observes it on the hosts. */
@@ -92,6 +93,11 @@ export interface LabInfo {
   peerSsh: boolean;
   /** Whether the nodes have dongles and zigbee2mqtt (false: hosts and services only). */
   zigbee: boolean;
+  /**
+   * The dongles' serial line timing as the lab last set it (absent in older lab.json: instant).
+   * A restarted dongle comes back with it.
+   */
+  link?: LinkMode;
   /** Packet loss and delay in effect, per host (the one fault whose settings cannot be read back). */
   netem?: Record<string, NetemState>;
 }

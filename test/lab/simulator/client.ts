@@ -3,6 +3,7 @@
  * connection, so a client survives the simulator process being restarted between calls.
  */
 import { connect } from "node:net";
+import type { LinkDescription, LinkSettings } from "./link.js";
 import type { ZigpyNvramDump } from "./nv.js";
 
 export interface SimulatorStatus {
@@ -23,6 +24,8 @@ export interface SimulatorStatus {
   unplugged: boolean;
   host_connected: boolean;
   frames_per_second: number;
+  /** The serial line's timing for new host sessions. */
+  link: LinkDescription;
 }
 
 export interface SimulatorStats {
@@ -32,6 +35,8 @@ export interface SimulatorStats {
   commands: Record<string, number>;
   unknown_commands: string[];
   discarded_bytes: number;
+  /** Timed-line sessions so far and how far deliveries fell behind the computed schedule. */
+  link: { sessions: number; deliveries: number; mean_lateness_ms: number; max_lateness_ms: number };
 }
 
 export class SimulatorError extends Error {}
@@ -73,6 +78,18 @@ export class SimulatorClient {
 
   setTraffic(framesPerSecond: number): Promise<SimulatorStatus> {
     return this.request<SimulatorStatus>({ cmd: "set-traffic", frames_per_second: framesPerSecond });
+  }
+
+  /** The serial line's timing from the next host session on (a session in progress keeps its own). */
+  setLink(settings: LinkSettings): Promise<SimulatorStatus> {
+    return this.request<SimulatorStatus>({
+      cmd: "set-link",
+      mode: settings.mode,
+      ...(settings.baud !== undefined ? { baud: settings.baud } : {}),
+      ...(settings.latencyMs !== undefined ? { latency_ms: settings.latencyMs } : {}),
+      ...(settings.nvWriteMs !== undefined ? { nv_write_ms: settings.nvWriteMs } : {}),
+      ...(settings.nvDeleteMs !== undefined ? { nv_delete_ms: settings.nvDeleteMs } : {}),
+    });
   }
 
   /** Send any request object; resolves with the reply, rejects with SimulatorError on `ok: false`. */

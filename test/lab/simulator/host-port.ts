@@ -5,7 +5,17 @@
  */
 import { chmodSync, rmSync, statSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
+import { type LinkProfile, type LinkStats, SerialLink } from "./link.js";
 import type { HostLink, Logger, ZnpDevice } from "./simulator.js";
+
+/**
+ * How a new host session reaches the chip: undefined for instant (bytes pass at once), or a timed
+ * serial line. Asked at every connection, so a change applies from the next session on.
+ */
+export interface LinkSource {
+  profile(): LinkProfile | undefined;
+  readonly stats: LinkStats;
+}
 
 export type HostPortSpec = { kind: "tcp"; host: string; port: number } | { kind: "unix"; path: string };
 
@@ -45,6 +55,7 @@ export class HostPort {
     readonly spec: HostPortSpec,
     private readonly log: Logger,
     private readonly unixMode = 0o660,
+    private readonly link?: LinkSource,
   ) {}
 
   /** Where hosts connect, with the real port when 0 was asked for. */
@@ -93,13 +104,17 @@ export class HostPort {
     socket.setNoDelay(true);
     const label = `${describeSpec(this.spec)}#${++this.counter}`;
     let open = true;
+    let serial: SerialLink | undefined;
     const link: HostLink = {
       label,
       write: (data) => {
-        if (open) socket.write(data);
+        if (!open) return;
+        if (serial) serial.fromDevice(data);
+        else socket.write(data);
       },
       close: () => {
         open = false;
+        serial?.abort();
         socket.destroy();
       },
     };
@@ -108,13 +123,32 @@ export class HostPort {
       socket.destroy();
       return;
     }
+    const profile = this.link?.profile();
+    if (profile) {
+      serial = new SerialLink(
+        profile,
+        {
+          toDevice: (bytes) => this.device.receive(link, bytes),
+          toHost: (bytes) => {
+            if (open) socket.write(bytes);
+          },
+        },
+        undefined,
+        this.link?.stats,
+      );
+    }
     this.sockets.add(socket);
-    socket.on("data", (chunk: Buffer) => this.device.receive(link, chunk));
+    socket.on("data", (chunk: Buffer) => {
+      if (serial) serial.fromHost(chunk);
+      else this.device.receive(link, chunk);
+    });
     socket.on("error", () => {});
     socket.on("close", () => {
       open = false;
       this.sockets.delete(socket);
-      this.device.detachHost(link);
+      // On a timed line the chip still gets what the host wrote before it closed the port.
+      if (serial) serial.drain(() => this.device.detachHost(link));
+      else this.device.detachHost(link);
     });
   }
 }

@@ -11,6 +11,7 @@ import { createWriteStream, readFileSync } from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
 import { describeFrame } from "./frame.js";
 import { type HostPortSpec, parseTcpSpec } from "./host-port.js";
+import { LINK_MODES, type LinkMode, type LinkSettings, REALISTIC_LINK, resolveLink } from "./link.js";
 import type { ZigpyNvramDump } from "./nv.js";
 import { SimulatorService } from "./service.js";
 import type { Logger } from "./simulator.js";
@@ -19,6 +20,12 @@ function nonNegative(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("must be a number ≥ 0");
   return n;
+}
+
+function linkMode(value: string): LinkMode {
+  if (!(LINK_MODES as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`must be one of ${LINK_MODES.join(", ")}`);
+  return value as LinkMode;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -44,6 +51,28 @@ const program = new Command()
   .option("--frames-per-second <n>", "NWK frames per second while started and connected", nonNegative, 5)
   .option("--reset-delay-ms <n>", "delay from SYS.resetReq to SYS.resetInd", nonNegative, 300)
   .option("--step-delay-ms <n>", "spacing of formation/start-up callbacks", nonNegative, 150)
+  .option(
+    "--link <mode>",
+    "serial line timing: instant (bytes pass at once) or realistic (115200 baud 8N1, chip latency, NV costs)",
+    linkMode,
+    "instant",
+  )
+  .option("--baud <n>", `realistic link: UART speed (default ${REALISTIC_LINK.baud})`, nonNegative)
+  .option(
+    "--latency-ms <n>",
+    `realistic link: chip latency per request (default ${REALISTIC_LINK.requestLatencyMs})`,
+    nonNegative,
+  )
+  .option(
+    "--nv-write-ms <n>",
+    `realistic link: extra per NV write/create (default ${REALISTIC_LINK.nvWriteMs})`,
+    nonNegative,
+  )
+  .option(
+    "--nv-delete-ms <n>",
+    `realistic link: extra per NV delete (default ${REALISTIC_LINK.nvDeleteMs})`,
+    nonNegative,
+  )
   .option("--log <file>", "append the event log and an MT frame trace here (default: events on stderr)")
   .showHelpAfterError();
 
@@ -61,8 +90,26 @@ async function main(): Promise<void> {
     framesPerSecond: number;
     resetDelayMs: number;
     stepDelayMs: number;
+    link: LinkMode;
+    baud?: number;
+    latencyMs?: number;
+    nvWriteMs?: number;
+    nvDeleteMs?: number;
     log?: string;
   }>();
+
+  const link: LinkSettings = {
+    mode: opts.link,
+    baud: opts.baud,
+    latencyMs: opts.latencyMs,
+    nvWriteMs: opts.nvWriteMs,
+    nvDeleteMs: opts.nvDeleteMs,
+  };
+  try {
+    resolveLink(link);
+  } catch (error) {
+    program.error(`--link: ${(error as Error).message}`);
+  }
 
   const listen: HostPortSpec[] = [
     ...opts.listenTcp.map(parseTcpSpec),
@@ -99,6 +146,7 @@ async function main(): Promise<void> {
     framesPerSecond: opts.framesPerSecond,
     resetDelayMs: opts.resetDelayMs,
     stepDelayMs: opts.stepDelayMs,
+    link,
     log,
     trace: stream
       ? (direction, frame) =>

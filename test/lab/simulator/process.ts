@@ -7,6 +7,7 @@ import { createWriteStream } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SimulatorClient, type SimulatorStatus } from "./client.js";
+import type { LinkMode } from "./link.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, "../../..");
@@ -23,6 +24,8 @@ export interface SimulatorProcessOptions {
   /** Serve TCP on 127.0.0.1 with a free port (default true). */
   tcp?: boolean;
   framesPerSecond?: number;
+  /** Serial line timing (default instant). */
+  link?: LinkMode;
   statePath?: string;
   /** For a new state file: a zigpy-znp nvram_read JSON file to preload into NV. */
   seedNvram?: string;
@@ -88,6 +91,7 @@ export class SimulatorProcess {
       "--frames-per-second",
       String(options.framesPerSecond ?? 5),
     ];
+    if (options.link) args.push("--link", options.link);
     if (options.ieee) args.push("--ieee", options.ieee);
     if (options.seedNvram) args.push("--seed-nvram", options.seedNvram);
     if (options.tcp ?? true) args.push("--listen-tcp", "127.0.0.1:0");

@@ -9,7 +9,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { lstatSync, mkdtempSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HostPort } from "./host-port.js";
+import { HostPort, type LinkSource } from "./host-port.js";
 import type { Logger, ZnpDevice } from "./simulator.js";
 
 export interface PtyOptions {
@@ -18,6 +18,8 @@ export interface PtyOptions {
   /** How often socat polls for the port being opened (its pty-interval), seconds. */
   pollIntervalSeconds?: number;
   socat?: string;
+  /** The serial line's timing (instant when absent). */
+  link?: LinkSource;
 }
 
 export class PtySupervisor {
@@ -33,7 +35,13 @@ export class PtySupervisor {
     private readonly options: PtyOptions,
     private readonly log: Logger,
   ) {
-    this.internal = new HostPort(device, { kind: "unix", path: join(this.dir, "host.sock") }, log, 0o600);
+    this.internal = new HostPort(
+      device,
+      { kind: "unix", path: join(this.dir, "host.sock") },
+      log,
+      0o600,
+      options.link,
+    );
   }
 
   get linkPath(): string {

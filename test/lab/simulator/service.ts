@@ -6,7 +6,8 @@ import { randomBytes } from "node:crypto";
 import { ieeeFromHex, ieeeToHex } from "./codec.js";
 import { type ControlReply, ControlServer } from "./control.js";
 import type { MtFrame } from "./frame.js";
-import { HostPort, type HostPortSpec } from "./host-port.js";
+import { HostPort, type HostPortSpec, type LinkSource } from "./host-port.js";
+import { describeLink, type LinkProfile, type LinkSettings, LinkStats, resolveLink } from "./link.js";
 import { NvStore, type ZigpyNvramDump } from "./nv.js";
 import { PtySupervisor } from "./pty.js";
 import { type Logger, ZnpDevice } from "./simulator.js";
@@ -24,6 +25,8 @@ export interface ServiceOptions {
   framesPerSecond: number;
   resetDelayMs?: number;
   stepDelayMs?: number;
+  /** The serial line's timing; instant by default. */
+  link?: LinkSettings;
   log: Logger;
   trace?: (direction: "host->dongle" | "dongle->host", frame: MtFrame) => void;
 }
@@ -40,6 +43,8 @@ export class SimulatorService {
   private unplugged = false;
   private busy: Promise<unknown> = Promise.resolve();
   private readonly hardwareIeeeHex: string;
+  private linkProfile: LinkProfile | undefined;
+  private readonly linkStats = new LinkStats();
 
   constructor(private readonly options: ServiceOptions) {
     const log = options.log;
@@ -78,9 +83,11 @@ export class SimulatorService {
     });
     this.writer = new DebouncedWriter(() => this.persist(), PERSIST_DELAY_MS);
     nv.onChange = () => this.writer.schedule();
-    this.hostPorts = options.listen.map((spec) => new HostPort(this.device, spec, log));
+    this.linkProfile = resolveLink(options.link ?? { mode: "instant" });
+    const link: LinkSource = { profile: () => this.linkProfile, stats: this.linkStats };
+    this.hostPorts = options.listen.map((spec) => new HostPort(this.device, spec, log, undefined, link));
     this.pty = options.pty
-      ? new PtySupervisor(this.device, { linkPath: options.pty.path, group: options.pty.group }, log)
+      ? new PtySupervisor(this.device, { linkPath: options.pty.path, group: options.pty.group, link }, log)
       : undefined;
     this.control = options.controlPath
       ? new ControlServer(options.controlPath, (req) => this.handleControl(req), log)
@@ -147,7 +154,15 @@ export class SimulatorService {
   }
 
   statusReply(): ControlReply {
-    return { ok: true, ...this.device.status(this.unplugged) };
+    return { ok: true, ...this.device.status(this.unplugged), link: describeLink(this.linkProfile) };
+  }
+
+  /** Changes the serial line's timing for the sessions that start from now on. */
+  setLink(settings: LinkSettings): void {
+    this.linkProfile = resolveLink(settings);
+    this.options.log.info(
+      `link: ${JSON.stringify(describeLink(this.linkProfile))} from the next host session`,
+    );
   }
 
   /** Serialize control operations so an unplug cannot interleave with a replug. */
@@ -164,7 +179,10 @@ export class SimulatorService {
       case "nvram":
         return { ok: true, nvram: this.device.nv.toZigpyDump(this.device.pollRateOld16()) };
       case "stats":
-        return { ok: true, ...this.device.getStats() };
+        return { ok: true, ...this.device.getStats(), link: this.linkStats.toJSON() };
+      case "set-link":
+        this.setLink(linkSettingsFromRequest(request));
+        return this.statusReply();
       case "unplug":
         await this.exclusive(() => this.unplug());
         return this.statusReply();
@@ -189,7 +207,7 @@ export class SimulatorService {
       default:
         return {
           ok: false,
-          error: `unknown cmd ${JSON.stringify(request.cmd)}; known: status, nvram, stats, unplug, replug, power-cycle, set-traffic, reset-max-frame-counter`,
+          error: `unknown cmd ${JSON.stringify(request.cmd)}; known: status, nvram, stats, unplug, replug, power-cycle, set-traffic, set-link, reset-max-frame-counter`,
         };
     }
   }
@@ -202,4 +220,27 @@ export class SimulatorService {
     this.device.powerOff();
     this.writer.flush();
   }
+}
+
+/** `{"cmd":"set-link","mode":"realistic","latency_ms":11,"baud":115200,"nv_write_ms":4,"nv_delete_ms":15}` */
+function linkSettingsFromRequest(request: Record<string, unknown>): LinkSettings {
+  const known = new Set(["cmd", "mode", "baud", "latency_ms", "nv_write_ms", "nv_delete_ms"]);
+  const unknown = Object.keys(request).filter((k) => !known.has(k));
+  if (unknown.length > 0) throw new Error(`set-link: unknown field(s) ${unknown.join(", ")}`);
+  const number = (key: string): number | undefined => {
+    const value = request[key];
+    if (value === undefined) return undefined;
+    if (typeof value !== "number") throw new Error(`set-link: ${key} must be a number`);
+    return value;
+  };
+  const mode = request.mode;
+  if (mode !== "instant" && mode !== "realistic")
+    throw new Error('set-link needs mode: "instant" or "realistic"');
+  return {
+    mode,
+    baud: number("baud"),
+    latencyMs: number("latency_ms"),
+    nvWriteMs: number("nv_write_ms"),
+    nvDeleteMs: number("nv_delete_ms"),
+  };
 }
