@@ -3,7 +3,7 @@
  * config, no persistence. Stop it when done.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,6 +49,14 @@ export interface MosquittoOptions {
   startTimeoutMs?: number;
 }
 
+function listening(logPath: string, port: number): boolean {
+  try {
+    return readFileSync(logPath, "utf8").includes(`listen socket on port ${port}.`);
+  } catch {
+    return false;
+  }
+}
+
 export async function startMosquitto(options: MosquittoOptions = {}): Promise<MosquittoBroker> {
   const host = "127.0.0.1";
   const dir = mkdtempSync(join(tmpdir(), "mosquitto-"));
@@ -69,6 +77,8 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
         "log_type error",
         "log_type warning",
         "log_type notice",
+        // "information" carries the listen notice that proves the port is ours, and every connect.
+        "log_type information",
         ...(options.extraConfig ?? []),
         "",
       ].join("\n"),
@@ -84,7 +94,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
     });
     const deadline = Date.now() + (options.startTimeoutMs ?? 5000);
     while (Date.now() < deadline && !exited) {
-      if (await canConnect(host, port)) {
+      // Someone else's server on the same port would accept the connection too: only our
+      // broker's own "listen socket on port N" notice proves the port is ours.
+      if (listening(logPath, port) && !exited && (await canConnect(host, port))) {
         return {
           host,
           port,

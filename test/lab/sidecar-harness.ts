@@ -61,6 +61,8 @@ export async function startSidecar(
     monitor: { probe_interval: "1s", failures: 3 },
     ...overrides,
   });
+  // Whole seconds: the journal's timestamps may be rounded down.
+  const startedAt = Math.floor(Date.now() / 1000) * 1000;
   const sidecar = await lab.startSidecar(configPath);
   const api = new SidecarApi(sidecar.url, sidecar.token);
   try {
@@ -68,6 +70,17 @@ export async function startSidecar(
       "the sidecar to adopt the running node and probe every node",
       (s) => s.active !== null && s.nodes.every((n) => n.health !== "unknown"),
       60_000,
+    );
+    // The sidecar syncs at once when it knows the active node (it is not protected before).
+    // Tests start from a settled controller: that first sync ended, nothing else running.
+    await api.waitFor(
+      "the first sync after start-up to end",
+      async () => {
+        if ((await api.status()).running_operation) return undefined;
+        const syncs = await api.operations("sync");
+        return syncs.some((op) => Date.parse(op.started_at) >= startedAt && op.status !== "running");
+      },
+      180_000,
     );
   } catch (error) {
     // Never leave it running: it would hold the port for every later test file.
