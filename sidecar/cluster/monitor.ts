@@ -18,6 +18,8 @@ interface NodeWatch {
 
 /** How often the thorough probe (tools, disk, clock, staged copy) runs besides the quick one. */
 const FULL_PROBE_EVERY_MS = 60_000;
+/** Between probes of a node whose last probe went unanswered. */
+const SUSPECT_INTERVAL_MS = 1_000;
 
 /**
  * Probes every node on its own schedule (a slow node delays no other), keeps the latest results,
@@ -62,7 +64,13 @@ export class Monitor {
       this.cx.logger.error({ err: error, node: id }, "probe failed unexpectedly");
     }
     const elapsed = Date.now() - started;
-    this.#schedule(id, Math.max(0, this.cx.config.monitor.probe_interval - elapsed));
+    // A node that stopped answering is asked again at once (at most once a second): each
+    // unanswered probe already waited probe_timeout, and detection should not wait an interval more.
+    const interval =
+      watch.failures > 0 && watch.everReached
+        ? Math.min(this.cx.config.monitor.probe_interval, SUSPECT_INTERVAL_MS)
+        : this.cx.config.monitor.probe_interval;
+    this.#schedule(id, Math.max(0, interval - elapsed));
   }
 
   /** Probes one node now and updates its status; `full` adds tools, disk, clock and the staged copy. */

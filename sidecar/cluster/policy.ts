@@ -135,13 +135,18 @@ export class FailoverPolicy {
     const failures = this.monitor.failures(active);
     const unreachable = status.health === "unreachable";
     const serviceDown = status.zigbee2mqtt_running === false;
-    const probesSayDown = unreachable || serviceDown;
+    // Two signals together: a host that stopped answering its probes (two in a row, where
+    // `monitor.failures` alone would wait for more) and a zigbee2mqtt that does not answer on MQTT.
+    const silent = failures.count >= Math.min(2, this.cx.config.monitor.failures);
+    const probesSayDown = unreachable || serviceDown || silent;
     // Only a silent host can leave a stale "online" retained on the broker (its last will waits
     // for the keepalive); a reachable host's dead zigbee2mqtt closed its socket, so the will is
     // out at once. Asking a health check when only the service looked stopped made a zigbee2mqtt
     // that had just come back online (and was not answering requests yet) count as down for
     // another 2.5 s, and blocked the policy meanwhile.
-    const mqtt = await this.#mqttAlive(unreachable);
+    // Asked from the first unanswered probe on, beside the next probes, so both answers are in when
+    // the second probe goes unanswered too.
+    const mqtt = await this.#mqttAlive(unreachable || failures.count >= 1);
     const bridge = this.cx.watcher.status();
 
     if (mqtt === undefined) {
@@ -180,7 +185,7 @@ export class FailoverPolicy {
       bridge.state === "offline"
         ? `bridge/state offline since ${new Date(this.#offlineSince ?? Date.now()).toISOString()}`
         : "no answer to bridge/request/health_check",
-      unreachable
+      unreachable || silent
         ? `${failures.count} probes in a row unanswered`
         : `service status says zigbee2mqtt is not running (${status.reason})`,
     ];

@@ -191,3 +191,28 @@ export function compareNvram(expected: NvramDump, actual: NvramDump): NvramDiffe
 export function countItems(dump: NvramDump): number {
   return Object.values(dump).reduce((n, items) => n + Object.keys(items).length, 0);
 }
+
+/** The items of `after` whose value differs from (or is absent in) `before`: what nvram_write must write. */
+export function changedItems(before: NvramDump, after: NvramDump): NvramDump {
+  const changed: NvramDump = {};
+  for (const [section, items] of Object.entries(after)) {
+    for (const [key, value] of Object.entries(items)) {
+      if (before[section]?.[key] !== value) changed[section] = { ...changed[section], [key]: value };
+    }
+  }
+  return changed;
+}
+
+/**
+ * The items `held` has that `wanted` lacks. nvram_write cannot delete: a dongle holding any of
+ * them must be reset before it can hold exactly `wanted`.
+ */
+export function extraItems(held: NvramDump, wanted: NvramDump): string[] {
+  const extra: string[] = [];
+  for (const [section, items] of Object.entries(held)) {
+    for (const key of Object.keys(items)) {
+      if (wanted[section]?.[key] === undefined) extra.push(`${section}.${key}`);
+    }
+  }
+  return extra;
+}

@@ -133,7 +133,14 @@ async function main(): Promise<void> {
         300_000,
       );
     const sync = async () => {
-      const op = await api.run("sync");
+      // The sidecar's own syncs (at start-up, after a change zigbee2mqtt reported) hold the runner.
+      let op: OperationRecord | undefined;
+      while (!op) {
+        const { status, body } = await api.request<OperationRecord>("POST", "/api/v1/sync", {});
+        if (status === 202) op = await api.finish(body);
+        else if (status === 409) await new Promise((r) => setTimeout(r, 500));
+        else throw new Error(`POST /api/v1/sync: ${status} ${JSON.stringify(body)}`);
+      }
       if (op.status !== "succeeded") failures.push(`sync ${op.id}: ${op.status} ${op.error?.message ?? ""}`);
     };
     const maintenance = (on: boolean) => api.call("PUT", "/api/v1/automation", { maintenance: on });
@@ -309,9 +316,16 @@ async function ourSwitchover(
     return;
   }
   result.ours.total.push(op.duration_ms ?? 0);
+  const rename = (text: string) =>
+    text.replace(/node\d+/g, (m) => (m === from ? "A" : m === target ? "B" : m));
   for (const step of op.steps) {
-    const key = step.name.replace(/node\d+/g, (m) => (m === from ? "A" : m === target ? "B" : m));
+    const key = rename(step.name);
     result.ours.steps.add(key, step.duration_ms ?? 0);
+    // Pieces run side by side report their own time in the detail: "NVRAM (1.7 s): …; final sync (0.2 s): …"
+    for (const [, label, secs] of (step.detail ?? "").matchAll(
+      /(?:^|; )([a-z][\w ]*?) \((\d+(?:\.\d+)?) s\): /g,
+    ))
+      result.ours.steps.add(`${key} · ${rename(label as string)} (side by side)`, Number(secs) * 1000);
   }
   const outage = await nextOutage(watcher);
   if (outage !== undefined) result.ours.outage.push(outage);
@@ -609,77 +623,28 @@ ${restructurings(r)}`;
 }
 
 /**
- * What the numbers favour: each restructuring's saving estimated from this run's medians (a step
- * taken off the critical path saves its median; one done in parallel saves the shorter branch).
+ * What is left above the floor, from this run's medians: the pipeline (docs/failover.md) already
+ * prepares B before the stop, writes only the changed items with A parked beside it, syncs the
+ * data dir beside the read and installs it beside the verification.
  */
 function restructurings(r: ModeResult): string {
   const step = (name: string) => r.ours.steps.median(name);
-  const call = (prefix: string) => r.calls.find(([name]) => name.startsWith(prefix))?.[1];
   const ours = median(r.ours.outage);
   const floor = median(r.floorSums);
-  const ref = median(r.reference.outage);
-  const reset = step("reset NVRAM on B");
+  const verify = step("verify NVRAM on B");
   const write = step("write NVRAM on B");
-  const park = step("park the coordinator on A");
-  const dataDir = step("write data dir on B");
-  const finalSync = step("final sync from A");
-  const online = step("start B") + step("wait for B online");
-  const floorOnline = r.floor.median("service start → bridge/state online");
-  const deltaCall = call("nvram_write, delta");
-  const deltaWrite = deltaCall ? deltaCall.total : Number.NaN;
-  const fixed = (p: Phases | undefined) => (p ? p.startup + p.portOpen + p.handshake + p.exit : Number.NaN);
-  const perCall = median(r.calls.map(([, p]) => fixed(p)));
-  const rows: [string, string, number][] = [
-    [
-      "reset B before stopping A",
-      "B is idle and its copy is not the fallback (the controller's snapshot and A's dongle are): relies on A being untouched until the point of no return",
-      reset,
-    ],
-    [
-      "a delta write instead of reset + full write (read B before stopping A, write only the items that differ)",
-      "the verification still reads B in full; items only on B stay (allowed by the verification); needs B's NV known before the stop",
-      reset + write - deltaWrite,
-    ],
-    [
-      "park A in parallel with B's reset and write",
-      "A's NVRAM is already read and validated; parking does not change it; B does not depend on A after the read",
-      Math.min(park, write),
-    ],
-    [
-      "write B's data dir while B is verified",
-      "the data dir does not depend on the verification; B is not started before both end",
-      Math.min(dataDir, step("verify NVRAM on B")),
-    ],
-    [
-      "final sync from A while A's NVRAM is read",
-      "both only read A; the sync copies files, the read talks to the dongle",
-      Math.min(finalSync, step("read NVRAM on A")),
-    ],
-  ];
-  // Delta write (no reset, a short write) with A parked beside it, the data dir beside the
-  // verification, the final sync beside the read.
-  const [, deltaRow, , dataDirRow, syncRow] = rows.map((x) => x[2]);
-  const combined = ours - deltaRow! - Math.min(park, deltaWrite) - dataDirRow! - syncRow!;
+  const read = step("read NVRAM on A");
+  const floorWrite = r.floor.median("nvram_write (zigpy-znp, through sudo)");
+  const prepare = step("prepare NVRAM on B (before A stops)");
   return `
-### Restructurings the numbers favour (${r.mode} link)
+### Where our outage goes (${r.mode} link)
 
-Estimated from this run's medians: a step taken off the critical path saves its median, two steps
-run side by side save the shorter one. Each zigpy-znp call costs ${seconds(perCall)} s before and after its
-transfer (start-up, port open, handshake, exit; median over the calls above): one tool start-up
-fewer saves about that much.
-
-| restructuring | relies on | saving s |
-|---|---|---|
-${rows.map(([what, why, ms]) => `| ${what} | ${why} | ${seconds(ms)} |`).join("\n")}
-
-Combined (delta write with A parked beside it, data dir beside the verification, final sync
-beside the read): about ${seconds(combined)} s, i.e. ${ratio(combined, ref)} of the reference and ${ratio(combined, floor)} of the floor
-(now ${ratio(ours, ref)} and ${ratio(ours, floor)}).
-
-Waiting for B online is already event-driven (the MQTT watcher), and the outage ends with B's
-\`online\` on the broker whatever the sidecar does after it. Start B → online took ${seconds(online)} s here against
-the floor's ${seconds(floorOnline)} s: B's dongle comes out of the reset that ends every nvram_write (HOLD), so herdsman
-starts the stack and registers its endpoints, where the floor restarts on a dongle that still runs.
+Inside the outage: read A ${seconds(read)} s, write B ${seconds(write)} s (the changed items only, A parked
+beside it) against the floor's full nvram_write of ${seconds(floorWrite)} s, and the verification ${seconds(verify)} s,
+a full nvram_read of B that the floor does not pay: ours − floor = ${seconds(ours - floor)} s. The
+preparation of B (${seconds(prepare)} s) runs before A stops and costs no outage. What remains: a read-back
+of only the written items would need a tool that reads selected NV items (zigpy-znp's tools
+read all of them), and zigbee2mqtt's own clean stop (its coordinator backup) is in the floor too.
 `;
 }
 

@@ -39,7 +39,10 @@ beforeAll(async () => {
   const backups = (await h.api.operations("sync")).map(
     (op) => op.steps.find((s) => s.name === "refresh coordinator backup")?.detail ?? "",
   );
-  expect(backups.some((detail) => /refreshed coordinator_backup/.test(detail)), backups.join("; ")).toBe(true);
+  expect(
+    backups.some((detail) => /refreshed coordinator_backup/.test(detail)),
+    backups.join("; "),
+  ).toBe(true);
 });
 
 afterAll(async () => {

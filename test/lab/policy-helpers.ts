@@ -83,12 +83,24 @@ export function sample(text: string, name: string, labels: Record<string, string
 }
 
 /** Waits until every standby is `standby-ready` (after a sync), returns that status. */
-export function waitForReadyStandbys(api: SidecarApi, timeoutMs = 60_000): Promise<ClusterStatus> {
-  return api.waitForStatus(
-    "every standby ready",
-    (s) => s.active !== null && s.nodes.every((n) => n.id === s.active || n.health === "standby-ready"),
-    timeoutMs,
-  );
+export async function waitForReadyStandbys(api: SidecarApi, timeoutMs = 60_000): Promise<ClusterStatus> {
+  let last: ClusterStatus | undefined;
+  try {
+    return await api.waitForStatus(
+      "every standby ready",
+      (s) => {
+        last = s;
+        return s.active !== null && s.nodes.every((n) => n.id === s.active || n.health === "standby-ready");
+      },
+      timeoutMs,
+    );
+  } catch (error) {
+    // Say why not: each node's health and what its readiness lacks.
+    const why = last?.nodes.map((n) => `${n.id} ${n.health} (${n.reason})`);
+    throw new Error(
+      `${(error as Error).message}: active ${last?.active}; ${why?.join("; ")}; ${last?.protection.reason}`,
+    );
+  }
 }
 
 /**

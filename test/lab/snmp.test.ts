@@ -252,7 +252,7 @@ describe("SNMP notifications triggered by real operations", () => {
         "z2mhaOperationStep.0": switchover.error?.step as string,
         "z2mhaOperationOutcome.0": "rolledBack(3)",
         "z2mhaMessage.0":
-          /^switchover from node1 to node3 failed at step write NVRAM on node3: .*rolled back, node1 is active again$/,
+          /^switchover from node1 to node3 failed at step (prepare|write) NVRAM on node3.*: .*rolled back, node1 is active again$/,
       });
     } finally {
       await lab.fault("tool-fault", "node3", { clear: true });

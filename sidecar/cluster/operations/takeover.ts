@@ -1,8 +1,10 @@
 import { backupDate, networkOfBackup, parseBackup, toZigpyBackup } from "../../coordinator/backup.js";
 import {
+  changedItems,
   checkCounter,
   compareNvram,
   countItems,
+  extraItems,
   type NetworkIdentity,
   type NvramDump,
   networkOf,
@@ -40,6 +42,13 @@ export interface TakeoverContext {
   freshDump?: NvramDump;
   nvramSnapshotId?: string;
   dataSnapshot?: DataSnapshot;
+  /**
+   * What the target's dongle holds, read (or written and read back) before the old active
+   * stopped: the outage then writes only the items that differ.
+   */
+  targetHolds?: NvramDump;
+  /** The NVRAM write of the outage wrote only the changed items (verify falls back to a full write). */
+  deltaWritten?: boolean;
   /** Set once the target is confirmed online: from here on there is no rolling back. */
   committed: boolean;
   /** A stop was sent to the old active's zigbee2mqtt by this operation (so rollback restarts it). */
@@ -164,28 +173,45 @@ function stopFromStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverCo
   };
 }
 
-function finalSyncStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+/** The final sync: zigbee2mqtt on the old active is stopped, its data dir is what B gets. */
+async function finalSync(
+  cx: ClusterContext,
+  ctx: TakeoverContext,
+  signal: AbortSignal,
+  operationId: string,
+): Promise<string> {
   const from = ctx.from as string;
-  return {
-    key: "final-sync",
-    name: `final sync from ${from}`,
-    timeoutMs: 300_000,
-    run: async ({ signal, op }) => {
-      const captured = await captureDataDir(cx, from, signal);
-      ctx.dataSnapshot = cx.snapshots.saveData({
-        created_at: new Date().toISOString(),
-        node: from,
-        operation_id: op.id,
-        files: captured.files,
-        notes: ["final sync of a switchover, zigbee2mqtt stopped", ...captured.notes],
-      });
-      const result = await stagingOf(cx, ctx.to).stage(targetManifest(cx, ctx.dataSnapshot, ctx.to), (sha) =>
-        cx.snapshots.readObject(sha),
-      );
-      recordStaged(cx, ctx.to, ctx.dataSnapshot.id, op.id);
-      return `${ctx.dataSnapshot.id}: ${captured.filesRead} files read, ${result.files_uploaded} uploaded to ${ctx.to} (${result.bytes_moved} bytes)`;
-    },
-  };
+  const captured = await captureDataDir(cx, from, signal);
+  ctx.dataSnapshot = cx.snapshots.saveData({
+    created_at: new Date().toISOString(),
+    node: from,
+    operation_id: operationId,
+    files: captured.files,
+    notes: ["final sync of a switchover, zigbee2mqtt stopped", ...captured.notes],
+  });
+  const result = await stagingOf(cx, ctx.to).stage(targetManifest(cx, ctx.dataSnapshot, ctx.to), (sha) =>
+    cx.snapshots.readObject(sha),
+  );
+  recordStaged(cx, ctx.to, ctx.dataSnapshot.id, operationId);
+  return `${ctx.dataSnapshot.id}: ${captured.filesRead} files read, ${result.files_uploaded} uploaded to ${ctx.to} (${result.bytes_moved} bytes)`;
+}
+
+/**
+ * Runs independent pieces of one step side by side (they use different nodes or different
+ * resources of one node) and waits for every one of them, failed or not, before the step ends:
+ * a rollback never starts while a remote tool still runs. The detail names each piece and its time.
+ */
+async function sideBySide(parts: Array<[string, () => Promise<string>]>): Promise<string> {
+  const results = await Promise.allSettled(
+    parts.map(async ([label, run]) => {
+      const started = Date.now();
+      const detail = await run();
+      return `${label} (${((Date.now() - started) / 1000).toFixed(1)} s): ${detail}`;
+    }),
+  );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<string>).value).join("; ");
 }
 
 function checkIdentity(dump: NvramDump, expected: ExpectedNetwork, where: string): NetworkIdentity {
@@ -202,115 +228,279 @@ function checkIdentity(dump: NvramDump, expected: ExpectedNetwork, where: string
   return network;
 }
 
-function readNvramStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+/** Reads the old active's coordinator: the dump B gets, its counter raised by the increment. */
+async function readSource(
+  cx: ClusterContext,
+  ctx: TakeoverContext,
+  signal: AbortSignal,
+  operationId: string,
+): Promise<string> {
+  const from = ctx.from as string;
+  const text = await readNvram(cx, from, signal, ctx.notes);
+  let dump: NvramDump;
+  try {
+    dump = parseNvram(text, { requireNetwork: true });
+  } catch (error) {
+    throw new StepFailure(`the NVRAM dump read from ${from} is not usable: ${(error as Error).message}`);
+  }
+  const network = checkIdentity(dump, ctx.expected, `${from}'s dongle`);
+  ctx.expected = {
+    ieee: network.ieee,
+    pan_id: network.pan_id,
+    extended_pan_id: network.extended_pan_id,
+    channel: network.channel,
+  };
+  // The old coordinator kept the network running (and counting) since zigbee2mqtt let go of it,
+  // until it is parked: the copy resumes above anything it can have sent.
+  const raisedTo = network.frame_counter + cx.config.failover.frame_counter_increment;
+  ctx.dump = raiseFrameCounter(dump, raisedTo);
+  ctx.frameCounter = { before: network.frame_counter, restored: raisedTo };
+  const snapshot = cx.snapshots.saveNvram({
+    created_at: new Date().toISOString(),
+    node: from,
+    operation_id: operationId,
+    network: { ...network, network_key: undefined },
+    dump,
+  });
+  ctx.nvramSnapshotId = snapshot.id;
+  cx.state.update((s) => {
+    s.last_nvram_snapshot = { at: snapshot.created_at, id: snapshot.id, node: from };
+  });
+  return `${snapshot.id}: ${countItems(dump)} items, IEEE ${network.ieee}, PAN ${network.pan_id}, frame counter ${network.frame_counter}`;
+}
+
+/**
+ * Outage, first part, once zigbee2mqtt on A has stopped: A's coordinator is read and A's data dir
+ * synced, side by side (one uses A's serial port, the other its file system).
+ */
+function readSourceStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
   const from = ctx.from as string;
   return {
     key: "read-source-nvram",
     name: `read NVRAM on ${from}`,
-    timeoutMs: toolStepTimeout(cx, from),
-    run: async ({ signal, op }) => {
-      const text = await readNvram(cx, from, signal, ctx.notes);
-      let dump: NvramDump;
-      try {
-        dump = parseNvram(text, { requireNetwork: true });
-      } catch (error) {
-        throw new StepFailure(`the NVRAM dump read from ${from} is not usable: ${(error as Error).message}`);
-      }
-      const network = checkIdentity(dump, ctx.expected, `${from}'s dongle`);
-      ctx.expected = {
-        ieee: network.ieee,
-        pan_id: network.pan_id,
-        extended_pan_id: network.extended_pan_id,
-        channel: network.channel,
-      };
-      // The old coordinator kept the network running (and counting) since zigbee2mqtt let go of it,
-      // until it is parked in the next step: the copy resumes above anything it can have sent.
-      const raisedTo = network.frame_counter + cx.config.failover.frame_counter_increment;
-      ctx.dump = raiseFrameCounter(dump, raisedTo);
-      ctx.frameCounter = { before: network.frame_counter, restored: raisedTo };
-      const snapshot = cx.snapshots.saveNvram({
-        created_at: new Date().toISOString(),
-        node: from,
-        operation_id: op.id,
-        network: { ...network, network_key: undefined },
-        dump,
-      });
-      ctx.nvramSnapshotId = snapshot.id;
-      cx.state.update((s) => {
-        s.last_nvram_snapshot = { at: snapshot.created_at, id: snapshot.id, node: from };
-      });
-      return `${snapshot.id}: ${countItems(dump)} items, IEEE ${network.ieee}, PAN ${network.pan_id}, frame counter ${network.frame_counter}`;
-    },
+    timeoutMs: Math.max(toolStepTimeout(cx, from), 300_000),
+    run: ({ signal, op }) =>
+      sideBySide([
+        ["NVRAM", () => readSource(cx, ctx, signal, op.id)],
+        ["final sync", () => finalSync(cx, ctx, signal, op.id)],
+      ]),
   };
 }
 
-function parkStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+/** Parks A's coordinator: a soft reset after which it holds its NVRAM but runs no network. */
+async function parkSource(cx: ClusterContext, ctx: TakeoverContext, signal: AbortSignal): Promise<string> {
+  const from = ctx.from as string;
+  const legacy = ctx.dump?.LEGACY ?? {};
+  const item = await withTool(
+    cx,
+    from,
+    "park the coordinator",
+    signal,
+    (n, s) => n.parkCoordinator(legacy, s),
+    ctx.notes,
+  );
+  return `soft reset (nvram_write of ${item} unchanged): the old coordinator holds, its NVRAM as read`;
+}
+
+/**
+ * Before A stops (no outage yet): reads what B's dongle holds. When it holds no network, or
+ * another one, what it held is kept as an NVRAM snapshot, then the controller's last copy of
+ * this network is written and read back, so the outage writes only what changed since.
+ * Relies on: B's zigbee2mqtt is stopped (the step before) and a dongle written by nvram_write
+ * ends reset and runs no network until zigbee2mqtt starts it, as a parked one (docs/failover.md).
+ */
+function prepareTargetStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
   const from = ctx.from as string;
   return {
-    key: "park-source",
-    name: `park the coordinator on ${from}`,
-    timeoutMs: toolStepTimeout(cx, from),
-    run: async ({ signal }) => {
-      const legacy = ctx.dump?.LEGACY ?? {};
-      const item = await withTool(
-        cx,
-        from,
-        "park the coordinator",
-        signal,
-        (n, s) => n.parkCoordinator(legacy, s),
-        ctx.notes,
-      );
-      return `soft reset (nvram_write of ${item} unchanged): the old coordinator holds, its NVRAM as read`;
+    key: "prepare-target-nvram",
+    name: `prepare NVRAM on ${ctx.to} (before ${from} stops)`,
+    timeoutMs: toolStepTimeout(cx, ctx.to, 4),
+    run: async ({ signal, op }) => {
+      let held: NvramDump;
+      try {
+        held = parseNvram(await readNvram(cx, ctx.to, signal, ctx.notes));
+      } catch (error) {
+        if (signal.aborted) throw error;
+        ctx.notes.push(
+          `could not read ${ctx.to}'s dongle before the switchover: ${(error as Error).message}`,
+        );
+        return `could not read ${ctx.to}'s dongle: the whole dump is written during the outage`;
+      }
+      const heldNet = networkOrNone(held);
+      if (!ctx.expected.extended_pan_id) {
+        // The controller has not seen bridge/info: which network is the right one is unknown
+        // until A's dump is read. Nothing is written now; what B holds is kept, just in case.
+        ctx.targetHolds = held;
+        const saved = heldNet ? keepHeld(cx, ctx, op.id, held, heldNet) : undefined;
+        return `the network zigbee2mqtt runs is not known yet: nothing written before ${from} stops${saved ? `; ${saved}` : ""}`;
+      }
+      if (heldNet && sameNetwork(heldNet, ctx.expected)) {
+        ctx.targetHolds = held;
+        return `${ctx.to} holds this network already (${countItems(held)} items, frame counter ${heldNet.frame_counter}): only what changed is written once ${from} stops`;
+      }
+      const copy = lastCopyOf(cx, ctx.expected);
+      const kept: string[] = [];
+      // Another network on B's dongle: nothing is overwritten before the controller holds it.
+      if (heldNet) kept.push(keepHeld(cx, ctx, op.id, held, heldNet));
+      if (!copy) {
+        ctx.targetHolds = held;
+        return `${ctx.to} holds ${heldNet ? "another network" : "no network"} and the controller has no NVRAM snapshot of this one yet: the whole dump is written during the outage${kept.length ? `; ${kept.join("; ")}` : ""}`;
+      }
+      ctx.touchedTo = true;
+      await withTool(cx, ctx.to, "nvram_reset", signal, (n, s) => n.nvramReset(s), ctx.notes);
+      const text = JSON.stringify(copy.dump, null, 4);
+      await withTool(cx, ctx.to, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), ctx.notes);
+      const readBack = parseNvram(await readNvram(cx, ctx.to, signal, ctx.notes));
+      const differences = compareNvram(copy.dump, readBack);
+      if (differences.length > 0) {
+        ctx.notes.push(`${ctx.to}: ${differences.length} items of ${copy.id} did not read back identical`);
+        return `${copy.id} written but ${differences.length} items did not read back identical: the whole dump is written during the outage`;
+      }
+      ctx.targetHolds = readBack;
+      return [`reset, ${copy.id} written and read back (${countItems(copy.dump)} items)`, ...kept].join("; ");
     },
   };
 }
 
-function writeNvramSteps(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext>[] {
-  return [
-    {
-      key: "reset-target-nvram",
-      name: `reset NVRAM on ${ctx.to}`,
-      timeoutMs: toolStepTimeout(cx, ctx.to),
-      run: async ({ signal }) => {
-        ctx.touchedTo = true;
-        await withTool(cx, ctx.to, "nvram_reset", signal, (n, s) => n.nvramReset(s), ctx.notes);
-        return "all items deleted";
-      },
-    },
-    {
-      key: "write-target-nvram",
-      name: `write NVRAM on ${ctx.to}`,
-      timeoutMs: toolStepTimeout(cx, ctx.to),
-      run: async ({ signal }) => {
-        const dump = ctx.dump;
-        if (!dump) throw new StepFailure("no NVRAM dump to write");
-        ctx.touchedTo = true;
-        const text = JSON.stringify(dump, null, 4);
-        await withTool(cx, ctx.to, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), ctx.notes);
-        return `${countItems(dump)} items written`;
-      },
-    },
-    {
-      key: "verify-target-nvram",
-      name: `verify NVRAM on ${ctx.to}`,
-      timeoutMs: toolStepTimeout(cx, ctx.to),
-      run: async ({ signal }) => {
-        const dump = ctx.dump as NvramDump;
-        const text = await readNvram(cx, ctx.to, signal, ctx.notes);
-        const differences = compareNvram(dump, parseNvram(text));
-        if (differences.length > 0) {
-          throw new StepFailure(
-            `${differences.length} NVRAM items on ${ctx.to} differ from the dump`,
-            differences
-              .slice(0, 20)
-              .map((d) => `${d.item}: expected ${d.expected ?? "(absent)"}, read ${d.actual ?? "(absent)"}`)
-              .join("\n"),
-          );
-        }
-        return `all ${countItems(dump)} items read back identical`;
-      },
-    },
-  ];
+function keepHeld(
+  cx: ClusterContext,
+  ctx: TakeoverContext,
+  operationId: string,
+  held: NvramDump,
+  network: NetworkIdentity,
+): string {
+  const saved = cx.snapshots.saveNvram({
+    created_at: new Date().toISOString(),
+    node: ctx.to,
+    operation_id: operationId,
+    network: { ...network, network_key: undefined },
+    dump: held,
+  });
+  return `what it held (PAN ${network.pan_id}, ext PAN ${network.extended_pan_id}) kept as ${saved.id}`;
+}
+
+function networkOrNone(dump: NvramDump): NetworkIdentity | undefined {
+  try {
+    const network = networkOf(dump);
+    return network.configured && !/^0x(f{16}|0{16})$/.test(network.extended_pan_id) ? network : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function sameNetwork(network: NetworkIdentity, expected: ExpectedNetwork): boolean {
+  return (
+    (!expected.ieee || network.ieee === expected.ieee) &&
+    (expected.pan_id === undefined || network.pan_id === expected.pan_id) &&
+    (!expected.extended_pan_id || network.extended_pan_id === expected.extended_pan_id) &&
+    (expected.channel === undefined || network.channel === expected.channel)
+  );
+}
+
+/** The controller's newest NVRAM snapshot of the network zigbee2mqtt runs, if any. */
+function lastCopyOf(cx: ClusterContext, expected: ExpectedNetwork) {
+  const last = cx.state.get().last_nvram_snapshot;
+  const candidate = last ? cx.snapshots.getNvram(last.id) : cx.snapshots.latestNvram();
+  if (!candidate) return undefined;
+  const network = networkOrNone(candidate.dump);
+  return network && sameNetwork(network, expected) ? candidate : undefined;
+}
+
+/** Writes A's dump onto B: only the changed items when B holds the same items, else reset and all. */
+async function writeTarget(cx: ClusterContext, ctx: TakeoverContext, signal: AbortSignal): Promise<string> {
+  const dump = ctx.dump;
+  if (!dump) throw new StepFailure("no NVRAM dump to write");
+  const held = ctx.targetHolds;
+  const extra = held ? extraItems(held, dump) : [];
+  ctx.touchedTo = true;
+  if (held && extra.length === 0) {
+    const delta = changedItems(held, dump);
+    ctx.deltaWritten = true;
+    if (countItems(delta) === 0) return `all ${countItems(dump)} items already identical`;
+    const text = JSON.stringify(delta, null, 4);
+    await withTool(cx, ctx.to, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), ctx.notes);
+    return `${countItems(delta)} changed items written (of ${countItems(dump)})`;
+  }
+  ctx.deltaWritten = false;
+  await withTool(cx, ctx.to, "nvram_reset", signal, (n, s) => n.nvramReset(s), ctx.notes);
+  const text = JSON.stringify(dump, null, 4);
+  await withTool(cx, ctx.to, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), ctx.notes);
+  const why = held
+    ? `${extra.length} items there that the dump lacks, e.g. ${extra[0]}`
+    : "its contents unknown";
+  return `reset (${why}), all ${countItems(dump)} items written`;
+}
+
+function verifyTarget(cx: ClusterContext, ctx: TakeoverContext) {
+  return async (signal: AbortSignal): Promise<string> => {
+    const dump = ctx.dump as NvramDump;
+    let differences = compareNvram(dump, parseNvram(await readNvram(cx, ctx.to, signal, ctx.notes)));
+    let how = `all ${countItems(dump)} items read back identical`;
+    if (differences.length > 0 && ctx.deltaWritten) {
+      // What B was read to hold before the outage is not what it holds: write everything.
+      ctx.notes.push(
+        `${ctx.to}: ${differences.length} items differ after the changed items were written (e.g. ${differences[0]?.item}); reset and wrote the whole dump`,
+      );
+      ctx.targetHolds = undefined;
+      await writeTarget(cx, ctx, signal);
+      differences = compareNvram(dump, parseNvram(await readNvram(cx, ctx.to, signal, ctx.notes)));
+      how = `after a full rewrite, ${how}`;
+    }
+    if (differences.length > 0) {
+      throw new StepFailure(
+        `${differences.length} NVRAM items on ${ctx.to} differ from the dump`,
+        differences
+          .slice(0, 20)
+          .map((d) => `${d.item}: expected ${d.expected ?? "(absent)"}, read ${d.actual ?? "(absent)"}`)
+          .join("\n"),
+      );
+    }
+    return how;
+  };
+}
+
+/**
+ * Outage, second part: B's dongle written while A's is parked (different nodes). B is written
+ * only once A's dump was read and validated; B is started only after A is parked (the start step
+ * comes after this one ends), so one coordinator at most runs the network.
+ */
+function writeTargetStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  const from = ctx.from as string;
+  return {
+    key: "write-target-nvram",
+    name: `write NVRAM on ${ctx.to}`,
+    timeoutMs: Math.max(toolStepTimeout(cx, ctx.to, 2), toolStepTimeout(cx, from)),
+    run: ({ signal }) =>
+      sideBySide([
+        [`write ${ctx.to}`, () => writeTarget(cx, ctx, signal)],
+        [`park ${from}`, () => parkSource(cx, ctx, signal)],
+      ]),
+  };
+}
+
+/** Outage, third part: B's dongle read back while its data dir is installed (port vs file system). */
+function verifyTargetStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  return {
+    key: "verify-target-nvram",
+    name: `verify NVRAM on ${ctx.to}`,
+    timeoutMs: Math.max(toolStepTimeout(cx, ctx.to, 4), 300_000),
+    run: ({ signal }) =>
+      sideBySide([
+        ["verify", () => verifyTarget(cx, ctx)(signal)],
+        ["data dir", () => installDataDir(cx, ctx)],
+      ]),
+  };
+}
+
+async function installDataDir(cx: ClusterContext, ctx: TakeoverContext): Promise<string> {
+  // What zigbee2mqtt wrote there while this node was active may go; nothing else.
+  const known = cx.snapshots.latestDataOf(ctx.to)?.files.map((f) => f.path) ?? [];
+  const manifest = await stagingOf(cx, ctx.to).installInto(
+    nodeOf(cx, ctx.to).config.data_dir,
+    cx.exclude,
+    known,
+  );
+  return `${manifest.files.length} files from staged ${manifest.snapshot_id}`;
 }
 
 function installStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
@@ -318,16 +508,7 @@ function installStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverCon
     key: "install-data-dir",
     name: `write data dir on ${ctx.to}`,
     timeoutMs: 300_000,
-    run: async () => {
-      // What zigbee2mqtt wrote there while this node was active may go; nothing else.
-      const known = cx.snapshots.latestDataOf(ctx.to)?.files.map((f) => f.path) ?? [];
-      const manifest = await stagingOf(cx, ctx.to).installInto(
-        nodeOf(cx, ctx.to).config.data_dir,
-        cx.exclude,
-        known,
-      );
-      return `${manifest.files.length} files from staged ${manifest.snapshot_id}`;
-    },
+    run: () => installDataDir(cx, ctx),
   };
 }
 
@@ -406,17 +587,6 @@ function restageStep(cx: ClusterContext, ctx: TakeoverContext, node: string): St
       return `${result.files_uploaded} files uploaded (${result.bytes_moved} bytes)`;
     },
   };
-}
-
-/** The items of `after` whose value differs from `before`: what nvram_write must write. */
-function changedItems(before: NvramDump, after: NvramDump): NvramDump {
-  const changed: NvramDump = {};
-  for (const [section, items] of Object.entries(after)) {
-    for (const [key, value] of Object.entries(items)) {
-      if (before[section]?.[key] !== value) changed[section] = { ...changed[section], [key]: value };
-    }
-  }
-  return changed;
 }
 
 /**
@@ -668,12 +838,11 @@ export function switchoverPlan(
     steps: [
       preflightStep(cx, ctx),
       ensureStoppedStep(cx, ctx),
+      prepareTargetStep(cx, ctx),
       stopFromStep(cx, ctx),
-      finalSyncStep(cx, ctx),
-      readNvramStep(cx, ctx),
-      parkStep(cx, ctx),
-      ...writeNvramSteps(cx, ctx),
-      installStep(cx, ctx),
+      readSourceStep(cx, ctx),
+      writeTargetStep(cx, ctx),
+      verifyTargetStep(cx, ctx),
       ...startStep(cx, ctx),
       persistStep(cx, ctx),
       ...others.map((id) => restageStep(cx, ctx, id)),
@@ -732,7 +901,12 @@ function fenceStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverConte
       const node = nodeOf(cx, from);
       // Bounded waits on a node that may be dying; the abort also ends the remote command.
       const within = (ms: number) => AbortSignal.any([signal, AbortSignal.timeout(ms)]);
+      // Monitoring already had no answer from it: trying SSH again only lengthens the outage.
+      const skipSsh = cx.unreachable(from);
+      if (skipSsh)
+        ctx.notes.push(`${from} is unreachable (monitoring has had no answer from it): not tried over SSH`);
       try {
+        if (skipSsh) throw new Error("unreachable");
         const state = await node.serviceState(within(8_000));
         if (state !== "stopped") await node.stopService(within(30_000));
         const after = await node.serviceState(within(8_000));
@@ -742,7 +916,7 @@ function fenceStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverConte
           ctx.fence.detail += await readAndPark(cx, ctx, from, signal);
         }
       } catch (error) {
-        ctx.notes.push(`could not stop ${from} over SSH: ${(error as Error).message}`);
+        if (!skipSsh) ctx.notes.push(`could not stop ${from} over SSH: ${(error as Error).message}`);
       }
       if (!ctx.fence) {
         const command = cx.config.failover.fence_command;
