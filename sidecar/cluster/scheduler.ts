@@ -42,6 +42,19 @@ export class Scheduler {
     first.unref();
     this.#retry = first;
     this.#unsubscribe = this.cx.bus.subscribe((event) => {
+      // A takeover that did not succeed took a final snapshot of the active's data dir that only
+      // its target got (or none): the other standbys are behind until the next sync. Now, then.
+      if (
+        event.type === "operation.finished" &&
+        (event.operation.kind === "switchover" || event.operation.kind === "failover") &&
+        event.operation.status !== "succeeded" &&
+        !event.operation.result?.committed
+      ) {
+        this.#requestSync(
+          `the ${event.operation.kind} ${event.operation.id} ended ${event.operation.status}`,
+        );
+        return;
+      }
       if (event.type !== "state.changed" || !event.state.active || !this.#waitingForActive) return;
       this.#waitingForActive = false;
       this.#requestSync("first sync: an active node is known");

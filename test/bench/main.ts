@@ -631,7 +631,7 @@ function restructurings(r: ModeResult): string {
   const step = (name: string) => r.ours.steps.median(name);
   const ours = median(r.ours.outage);
   const floor = median(r.floorSums);
-  const verify = step("verify NVRAM on B");
+  const verify = step("verify NVRAM on B and write its data dir");
   const write = step("write NVRAM on B");
   const read = step("read NVRAM on A");
   const floorWrite = r.floor.median("nvram_write (zigpy-znp, through sudo)");

@@ -90,7 +90,11 @@ export async function waitForReadyStandbys(api: SidecarApi, timeoutMs = 60_000):
       "every standby ready",
       (s) => {
         last = s;
-        return s.active !== null && s.nodes.every((n) => n.id === s.active || n.health === "standby-ready");
+        return (
+          s.active !== null &&
+          s.running_operation === null &&
+          s.nodes.every((n) => n.id === s.active || n.health === "standby-ready")
+        );
       },
       timeoutMs,
     );

@@ -136,7 +136,7 @@ describe("one operation at a time", () => {
 describe("the sidecar killed during a switchover and started again", () => {
   it("while stopping the old active: the old active runs the network again, alone", async () => {
     const { interrupted, recovery } = await killDuring("node1", "stop node2");
-    expectInterrupted(interrupted, "make sure node1 is stopped", "stop node2");
+    expectInterrupted(interrupted, "prepare NVRAM on node1 (before node2 stops)", "stop node2");
     expect(recovery).toMatchObject({ trigger: "startup", status: "succeeded" });
     expect(recovery.result?.actions).toEqual([
       expect.stringMatching(
@@ -147,8 +147,11 @@ describe("the sidecar killed during a switchover and started again", () => {
   });
 
   it("after the NVRAM was written to the target: the old active is started again, the target's copy stays idle", async () => {
-    const { interrupted, recovery } = await killDuring("node1", "verify NVRAM on node1");
-    expectInterrupted(interrupted, "write NVRAM on node1", "verify NVRAM on node1");
+    const { interrupted, recovery } = await killDuring(
+      "node1",
+      "verify NVRAM on node1 and write its data dir",
+    );
+    expectInterrupted(interrupted, "write NVRAM on node1", "verify NVRAM on node1 and write its data dir");
     expect(recovery).toMatchObject({ trigger: "startup", status: "succeeded" });
     expect(recovery.result?.actions).toEqual([
       expect.stringMatching(/^no node was running: started node2 again/),

@@ -57,7 +57,7 @@ describe("a standby whose data_dir is the zigbee2mqtt install dir", () => {
     const pid = await zigbee2mqttPid("node1");
     const op = await runWhenFree(h.api, "switchover", { target: "node2" });
     expect(op.status).toBe("rolled_back");
-    expect(op.error?.step).toBe("write data dir on node2");
+    expect(op.error?.step).toBe("verify NVRAM on node2 and write its data dir");
     expect(op.error?.message).toMatch(/looks like the zigbee2mqtt install dir, not its data dir/);
     expect(await ls("node2", INSTALL_DIR)).toEqual(before);
     expect(before).toEqual([

@@ -213,11 +213,11 @@ describe("a fault during a switchover", () => {
 
   it("the target's link cut while its NVRAM is verified: rolled back, the old active online", async () => {
     try {
-      const op = await switchoverWithFault("node2", "verify NVRAM on node2", () =>
+      const op = await switchoverWithFault("node2", "verify NVRAM on node2 and write its data dir", () =>
         lab.fault("cut-link", "node2"),
       );
       await lab.fault("restore-link", "node2");
-      await expectRolledBack(op, "node1", "node2", "verify NVRAM on node2");
+      await expectRolledBack(op, "node1", "node2", "verify NVRAM on node2 and write its data dir");
       expect(op.steps.some((s) => s.name === "start node2")).toBe(false);
       // The read in flight is lost (the connection, or a channel that never opens) and retried; a
       // node that cannot be reached at all is not retried again: at most two retries are noted.
@@ -264,7 +264,7 @@ describe("a fault during a switchover", () => {
 
   it("the old active's link cut after the point of no return: the new active stays online, the failure is reported", async () => {
     try {
-      const op = await switchoverWithFault("node2", "verify NVRAM on node2", () =>
+      const op = await switchoverWithFault("node2", "verify NVRAM on node2 and write its data dir", () =>
         lab.fault("cut-link", "node1"),
       );
       expect(op.status).toBe("failed");

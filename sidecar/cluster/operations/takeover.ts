@@ -49,6 +49,12 @@ export interface TakeoverContext {
   targetHolds?: NvramDump;
   /** The NVRAM write of the outage wrote only the changed items (verify falls back to a full write). */
   deltaWritten?: boolean;
+  /** A's parking, started with B's write and awaited by B's verification (never by the start). */
+  parking?: {
+    started: number;
+    controller: AbortController;
+    done: Promise<{ ok: true; detail: string; ms: number } | { ok: false; error: unknown; ms: number }>;
+  };
   /** Set once the target is confirmed online: from here on there is no rolling back. */
   committed: boolean;
   /** A stop was sent to the old active's zigbee2mqtt by this operation (so rollback restarts it). */
@@ -460,35 +466,71 @@ function verifyTarget(cx: ClusterContext, ctx: TakeoverContext) {
 }
 
 /**
- * Outage, second part: B's dongle written while A's is parked (different nodes). B is written
- * only once A's dump was read and validated; B is started only after A is parked (the start step
- * comes after this one ends), so one coordinator at most runs the network.
+ * Outage, second part: B's dongle written while A's coordinator is parked (different nodes). B is
+ * written only once A's dump was read and validated. The parking goes on beside the write and the
+ * verification; the verification step ends only once it ended too, and B is started only after
+ * that, so one coordinator at most runs the network. A failure waits for the parking to end.
  */
 function writeTargetStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
-  const from = ctx.from as string;
   return {
     key: "write-target-nvram",
     name: `write NVRAM on ${ctx.to}`,
-    timeoutMs: Math.max(toolStepTimeout(cx, ctx.to, 2), toolStepTimeout(cx, from)),
-    run: ({ signal }) =>
-      sideBySide([
-        [`write ${ctx.to}`, () => writeTarget(cx, ctx, signal)],
-        [`park ${from}`, () => parkSource(cx, ctx, signal)],
-      ]),
+    timeoutMs: toolStepTimeout(cx, ctx.to, 2),
+    run: async ({ signal }) => {
+      // Its own signal: the parking outlives this step (the verification's abort ends it).
+      const parking = new AbortController();
+      const parkStarted = Date.now();
+      ctx.parking = {
+        started: parkStarted,
+        controller: parking,
+        done: parkSource(cx, ctx, parking.signal).then(
+          (detail) => ({ ok: true as const, detail, ms: Date.now() - parkStarted }),
+          (error: unknown) => ({ ok: false as const, error, ms: Date.now() - parkStarted }),
+        ),
+      };
+      try {
+        return await writeTarget(cx, ctx, signal);
+      } catch (error) {
+        await ctx.parking.done;
+        throw error;
+      }
+    },
   };
 }
 
-/** Outage, third part: B's dongle read back while its data dir is installed (port vs file system). */
+/**
+ * Outage, third part: B's dongle read back while its data dir is installed (port vs file system),
+ * and until A's parking (started with the write) has ended.
+ */
 function verifyTargetStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverContext> {
+  const from = ctx.from as string;
   return {
     key: "verify-target-nvram",
-    name: `verify NVRAM on ${ctx.to}`,
-    timeoutMs: Math.max(toolStepTimeout(cx, ctx.to, 4), 300_000),
-    run: ({ signal }) =>
-      sideBySide([
-        ["verify", () => verifyTarget(cx, ctx)(signal)],
-        ["data dir", () => installDataDir(cx, ctx)],
-      ]),
+    name: `verify NVRAM on ${ctx.to} and write its data dir`,
+    timeoutMs: Math.max(toolStepTimeout(cx, ctx.to, 4), toolStepTimeout(cx, from), 300_000),
+    run: async ({ signal }) => {
+      const parking = ctx.parking;
+      // A step abort (timeout, shutdown) also ends the parking's remote tool.
+      const onAbort = () => parking?.controller.abort(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        return await sideBySide([
+          ["verify", () => verifyTarget(cx, ctx)(signal)],
+          ["data dir", () => installDataDir(cx, ctx)],
+          [
+            `park ${from}`,
+            async () => {
+              const outcome = await parking?.done;
+              if (!outcome) throw new StepFailure(`${from} was not parked`);
+              if (!outcome.ok) throw outcome.error;
+              return `${outcome.detail}; started with the write, took ${(outcome.ms / 1000).toFixed(1)} s`;
+            },
+          ],
+        ]);
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+      }
+    },
   };
 }
 

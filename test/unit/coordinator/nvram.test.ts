@@ -1,8 +1,10 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
+  changedItems,
   compareNvram,
   countItems,
+  extraItems,
   frameCounterOf,
   NvramError,
   networkOf,
@@ -74,5 +76,41 @@ describe("read-back comparison", () => {
     delete readBack.ADDRMGR?.["0x0003"];
     readBack.LEGACY.PANID = "ffff";
     expect(compareNvram(dump, readBack).map((d) => d.item)).toEqual(["LEGACY.PANID", "ADDRMGR.0x0003"]);
+  });
+});
+
+describe("delta writes between real dumps", () => {
+  it("a raised counter changes only the counter items; the reset dump holds items the formed one lacks or not", () => {
+    const formed = parseNvram(formedText, { requireNetwork: true });
+    const before = frameCounterOf(formed);
+    const raised = raiseFrameCounter(formed, before + 2500);
+    const delta = changedItems(formed, raised);
+    // The network's security material entry (and NWKKEY's copy, if the dump has one): nothing else.
+    expect(Object.keys(delta).sort()).toEqual(
+      Object.keys(delta)
+        .filter((k) => ["LEGACY", "NWK_SEC_MATERIAL_TABLE"].includes(k))
+        .sort(),
+    );
+    expect(countItems(delta)).toBeGreaterThan(0);
+    expect(countItems(delta)).toBeLessThanOrEqual(3);
+    // Written onto a dongle that held `formed`, the delta leaves it holding `raised` exactly.
+    const onDongle = structuredClone(formed);
+    for (const [section, items] of Object.entries(delta)) Object.assign((onDongle[section] ??= {}), items);
+    expect(compareNvram(raised, onDongle)).toEqual([]);
+    expect(extraItems(formed, raised)).toEqual([]);
+    expect(changedItems(formed, formed)).toEqual({});
+  });
+
+  it("items only on the dongle are named: nvram_write cannot delete them", () => {
+    const formed = parseNvram(formedText, { requireNetwork: true });
+    const held = structuredClone(formed);
+    held.LEGACY = { ...held.LEGACY, Z2MHA_STALE: "00" };
+    expect(extraItems(held, formed)).toEqual(["LEGACY.Z2MHA_STALE"]);
+    const reset = parseNvram(resetText);
+    // Whatever a reset chip holds that the formed dump lacks must go by a reset, never by a write.
+    for (const item of extraItems(reset, formed)) {
+      const [section, key] = item.split(".") as [string, string];
+      expect(formed[section]?.[key]).toBeUndefined();
+    }
   });
 });
