@@ -51,7 +51,6 @@ export interface TakeoverContext {
   deltaWritten?: boolean;
   /** A's parking, started with B's write and awaited by B's verification (never by the start). */
   parking?: {
-    started: number;
     controller: AbortController;
     done: Promise<{ ok: true; detail: string; ms: number } | { ok: false; error: unknown; ms: number }>;
   };
@@ -220,6 +219,19 @@ async function sideBySide(parts: Array<[string, () => Promise<string>]>): Promis
   return results.map((r) => (r as PromiseFulfilledResult<string>).value).join("; ");
 }
 
+/** nvram_reset, then nvram_write of the whole dump: a dongle that then holds exactly `dump` (and defaults). */
+async function resetAndWrite(
+  cx: ClusterContext,
+  id: string,
+  dump: NvramDump,
+  signal: AbortSignal,
+  notes: string[],
+): Promise<void> {
+  await withTool(cx, id, "nvram_reset", signal, (n, s) => n.nvramReset(s), notes);
+  const text = JSON.stringify(dump, null, 4);
+  await withTool(cx, id, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), notes);
+}
+
 function checkIdentity(dump: NvramDump, expected: ExpectedNetwork, where: string): NetworkIdentity {
   const network = networkOf(dump);
   const wrong: string[] = [];
@@ -353,9 +365,7 @@ function prepareTargetStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeo
         return `${ctx.to} holds ${heldNet ? "another network" : "no network"} and the controller has no NVRAM snapshot of this one yet: the whole dump is written during the outage${kept.length ? `; ${kept.join("; ")}` : ""}`;
       }
       ctx.touchedTo = true;
-      await withTool(cx, ctx.to, "nvram_reset", signal, (n, s) => n.nvramReset(s), ctx.notes);
-      const text = JSON.stringify(copy.dump, null, 4);
-      await withTool(cx, ctx.to, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), ctx.notes);
+      await resetAndWrite(cx, ctx.to, copy.dump, signal, ctx.notes);
       const readBack = parseNvram(await readNvram(cx, ctx.to, signal, ctx.notes));
       const differences = compareNvram(copy.dump, readBack);
       if (differences.length > 0) {
@@ -428,9 +438,7 @@ async function writeTarget(cx: ClusterContext, ctx: TakeoverContext, signal: Abo
     return `${countItems(delta)} changed items written (of ${countItems(dump)})`;
   }
   ctx.deltaWritten = false;
-  await withTool(cx, ctx.to, "nvram_reset", signal, (n, s) => n.nvramReset(s), ctx.notes);
-  const text = JSON.stringify(dump, null, 4);
-  await withTool(cx, ctx.to, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), ctx.notes);
+  await resetAndWrite(cx, ctx.to, dump, signal, ctx.notes);
   const why = held
     ? `${extra.length} items there that the dump lacks, e.g. ${extra[0]}`
     : "its contents unknown";
@@ -481,7 +489,6 @@ function writeTargetStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeove
       const parking = new AbortController();
       const parkStarted = Date.now();
       ctx.parking = {
-        started: parkStarted,
         controller: parking,
         done: parkSource(cx, ctx, parking.signal).then(
           (detail) => ({ ok: true as const, detail, ms: Date.now() - parkStarted }),
@@ -1049,9 +1056,7 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
         };
         ctx.dump = raiseFrameCounter(ctx.freshDump, target);
         ctx.method = `nvram_write of the NVRAM just read from ${ctx.from}, frame counters raised to ${target}`;
-        await withTool(cx, ctx.to, "nvram_reset", signal, (n, s) => n.nvramReset(s), ctx.notes);
-        const text = JSON.stringify(ctx.dump, null, 4);
-        await withTool(cx, ctx.to, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), ctx.notes);
+        await resetAndWrite(cx, ctx.to, ctx.dump, signal, ctx.notes);
         ctx.frameCounter = { before: fresh.frame_counter, restored: target };
         return `${ctx.method}: frame counter ${fresh.frame_counter} → ${target}`;
       }
