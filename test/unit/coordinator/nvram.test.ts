@@ -95,7 +95,9 @@ describe("delta writes between real dumps", () => {
     expect(countItems(delta)).toBeLessThanOrEqual(3);
     // Written onto a dongle that held `formed`, the delta leaves it holding `raised` exactly.
     const onDongle = structuredClone(formed);
-    for (const [section, items] of Object.entries(delta)) Object.assign((onDongle[section] ??= {}), items);
+    for (const [section, items] of Object.entries(delta)) {
+      onDongle[section] = { ...onDongle[section], ...items };
+    }
     expect(compareNvram(raised, onDongle)).toEqual([]);
     expect(extraItems(formed, raised)).toEqual([]);
     expect(changedItems(formed, formed)).toEqual({});
