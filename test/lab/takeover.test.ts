@@ -264,9 +264,9 @@ describe("a fault during a switchover", () => {
 
   it("the old active's link cut after the point of no return: the new active stays online, the failure is reported", async () => {
     try {
-      const op = await switchoverWithFault("node2", "verify NVRAM on node2 and write its data dir", () =>
-        lab.fault("cut-link", "node1"),
-      );
+      // "start node2" begins once node1's parking (which ran beside node2's write and verification)
+      // has ended: the cut comes after node1's last job in the outage.
+      const op = await switchoverWithFault("node2", "start node2", () => lab.fault("cut-link", "node1"));
       expect(op.status).toBe("failed");
       expect(op.error?.step).toBe("stage on node1");
       expect(op.result).toMatchObject({ from: "node1", to: "node2", committed: true });
