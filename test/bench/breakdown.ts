@@ -1,5 +1,5 @@
 /**
- * Where a zigpy-znp call spends its time on a node: process start-up (sudo, Python, imports),
+ * Where a zigpy-znp call spends its time on a node: process start-up (Python, imports),
  * opening the port and zigpy-znp's DTR/RTS toggling, the ZNP handshake (ping, alignment, version
  * detection), the transfer of the items, and closing. The start and end are the bench's clock
  * around the call; the points in between are the dongle's own log (its frame trace), on the same
@@ -10,7 +10,7 @@ import type { HostId, Lab } from "../lab/world.js";
 
 export interface Phases {
   total: number;
-  /** exec → the port opened (the dongle sees a host): nsenter, sudo, Python, imports, argument parsing. */
+  /** exec → the port opened (the dongle sees a host): nsenter, Python, imports, argument parsing. */
   startup: number;
   /** port open → first request: zigpy-znp toggles DTR/RTS three times, 150 ms apart, before it pings. */
   portOpen: number;
@@ -53,7 +53,7 @@ function parse(text: string): LogLine[] {
   return lines;
 }
 
-/** Runs a zigpy-znp tool on a node the way lab.znp does (as zigbee, through sudo) and splits its time. */
+/** Runs a zigpy-znp tool on a node the way lab.znp does (as zigbee, in dialout) and splits its time. */
 export async function timedTool(
   lab: Lab,
   node: HostId,
@@ -108,13 +108,11 @@ export async function startupParts(lab: Lab, node: HostId, runs = 5) {
   const exec = await time(["true"]);
   const python = await time(["python3", "-c", "pass"]);
   const tool = await time(["python3", ...help]);
-  const sudo = await time(["sudo", "-n", "python3", ...help]);
   return {
     /** nsenter + setpriv + exec of a trivial command: the lab's own cost, not the node's. */
     exec,
     python: python - exec,
     imports: tool - python,
-    sudo: sudo - tool,
   };
 }
 

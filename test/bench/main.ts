@@ -349,12 +349,12 @@ async function floorParts(
     sum += Date.now() - t;
   };
   await timed("service stop (rc-service zigbee2mqtt stop)", () => lab.service(x, "stop"));
-  await timed("nvram_read (zigpy-znp, through sudo)", async () => {
+  await timed("nvram_read (zigpy-znp, as the SSH user)", async () => {
     const read = await lab.znp(x, "nvram_read", ["-o", file], { timeout: 900_000 });
     if (read.code !== 0) failures.push(`floor nvram_read: ${read.stderr.slice(-300)}`);
   });
   await lab.writeFile(y, file, await lab.readFile(x, file), { user: "zigbee" });
-  await timed("nvram_write (zigpy-znp, through sudo)", async () => {
+  await timed("nvram_write (zigpy-znp, as the SSH user)", async () => {
     const write = await lab.znp(y, "nvram_write", ["-i", file], { timeout: 900_000 });
     if (write.code !== 0) failures.push(`floor nvram_write: ${write.stderr.slice(-300)}`);
   });
@@ -557,8 +557,8 @@ function modeSection(r: ModeResult): string {
     ? `
 ### Where each zigpy-znp call spends its time (${r.mode} link)
 
-Each call alone, as zigbee through sudo on the node (\`lab.znp\`); the points in between come from
-the dongle's frame log. *Start-up*: exec → the port opened (sudo, Python, imports); *port open*: →
+Each call alone, as zigbee (in dialout, no sudo) on the node (\`lab.znp\`); the points in between come from
+the dongle's frame log. *Start-up*: exec → the port opened (Python, imports); *port open*: →
 the first request (zigpy-znp toggles DTR/RTS three times, 150 ms apart, before its ping);
 *handshake*: ping, struct alignment probe, version detection; *transfer*: the tool's own requests;
 *exit*: the last frame → the process has exited.
@@ -634,7 +634,7 @@ function restructurings(r: ModeResult): string {
   const verify = step("verify NVRAM on B and write its data dir");
   const write = step("write NVRAM on B");
   const read = step("read NVRAM on A");
-  const floorWrite = r.floor.median("nvram_write (zigpy-znp, through sudo)");
+  const floorWrite = r.floor.median("nvram_write (zigpy-znp, as the SSH user)");
   const prepare = step("prepare NVRAM on B (before A stops)");
   return `
 ### Where our outage goes (${r.mode} link)
@@ -663,7 +663,6 @@ The fastest of 5 runs on a node, as zigbee (the link mode does not matter here);
 | the lab's exec (nsenter into the node, setpriv, exec \`true\`) | ${ms(s.exec)} |
 | Python start-up (\`python3 -c pass\`, the zigpy-znp virtualenv) | ${ms(s.python)} |
 | importing zigpy-znp and its tool (\`python3 -m zigpy_znp.tools.nvram_read --help\`) | ${ms(s.imports)} |
-| sudo | ${ms(s.sudo)} |
 ${
   ssh
     ? `| SSH, a new connection + \`true\` (OpenSSH client from the controller) | ${ms(ssh.fresh)} |

@@ -51,7 +51,9 @@ export async function prototypeSwitchover(
 ): Promise<ReferenceRun> {
   const steps: [string, number][] = [];
   const failures: string[] = [];
-  const tools = ["sudo", "python3", "-m"];
+  // As our sidecar runs them (docs/nodes.md): as the SSH user, in dialout, without sudo (the
+  // node's sudoers allow the service commands only).
+  const tools = ["python3", "-m"];
   const step = async (name: string, node: HostId, argv: string[], input?: string) => {
     const t = Date.now();
     const result = await lab.ssh(node, argv, { timeout: 600_000, ...(input !== undefined ? { input } : {}) });
