@@ -57,20 +57,33 @@ function random(seed: number): () => number {
   };
 }
 
+// The planned switchover's steps (docs/failover.md): the final sync runs inside
+// read-source-nvram, A's parking beside write-target-nvram and verify-target-nvram.
 const SWITCHOVER_STEPS = [
   "preflight",
   "ensure-target-stopped",
+  "prepare-target-nvram",
   "stop-source",
-  "final-sync",
   "read-source-nvram",
-  "park-source",
-  "reset-target-nvram",
   "write-target-nvram",
   "verify-target-nvram",
-  "install-data-dir",
   "start-target",
   "wait-target-online",
 ];
+
+/** A sync, once the one the scheduler may have started (after a failed takeover) has ended. */
+async function syncWhenFree(api: SidecarApi): Promise<void> {
+  const deadline = Date.now() + 300_000;
+  while (Date.now() < deadline) {
+    const { status, body } = await api.request<OperationRecord>("POST", "/api/v1/sync");
+    if (status === 202) {
+      await api.finish(body);
+      return;
+    }
+    if (status !== 409) throw new Error(`POST /api/v1/sync: ${status}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
 
 interface Fault {
   name: string;
@@ -179,7 +192,7 @@ async function main(): Promise<void> {
       if (!active) break;
       markers.push(await writeMarker(lab, active, ++markerCount));
       // Every standby gets the markers before anything happens (a failover takes the staged copy).
-      await api.finish(await api.call<OperationRecord>("POST", "/api/v1/sync")).catch(() => undefined);
+      await syncWhenFree(api).catch(() => undefined);
       const record: RunRecord = { what: "", outcome: "", settled: false };
       const roll = rnd();
       try {
