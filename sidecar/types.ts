@@ -88,6 +88,11 @@ export interface ClusterState {
   staging?: Record<string, { snapshot_id: string; at: string; operation_id: string }>;
   /** When zigbee2mqtt last answered a backup request (coordinator_backup.json refreshed). */
   last_backup_refresh?: { at: string; node: string };
+  /**
+   * The highest network frame counter the controller wrote onto a dongle, when, where, for which
+   * network: a coordinator counts on from it once started, which no snapshot may show yet.
+   */
+  frame_counter_issued?: { at: string; node: string; counter: number; extended_pan_id: string };
 }
 
 export type NodeRole = "active" | "standby";

@@ -62,6 +62,7 @@ export class Cluster implements ClusterService {
       failover: (target, trigger, reason) =>
         this.#startQuietly(() => this.failover({ target, reason }, trigger)),
       stopStray: (node, why) => this.#startQuietly(() => this.#stopStray(node, why)),
+      releaseFenced: (node, why) => this.#startQuietly(() => this.#releaseFenced(node, why)),
     });
     this.scheduler = new Scheduler(cx, this.monitor, {
       sync: (trigger, reason) => this.#startQuietly(() => this.sync(trigger, reason)),
@@ -444,6 +445,59 @@ export class Cluster implements ClusterService {
             const detail = await waitOnline(this.cx, node, {}, 120_000, signal);
             await this.monitor.probe(node, false);
             return detail;
+          },
+        },
+      ],
+    });
+  }
+
+  /**
+   * A fenced node is back with zigbee2mqtt stopped: it is a standby like any other once its
+   * coordinator runs no network. Parked (a soft reset, NVRAM kept), or found unplugged (no power,
+   * nothing on the air), the fence is lifted; otherwise it stays and the guard tries again later.
+   */
+  #releaseFenced(node: string, why: string): OperationRecord {
+    let parked: string | undefined;
+    return this.cx.runner.start({
+      kind: "fence",
+      mutating: true,
+      trigger: "guard",
+      reason: why,
+      params: { node, active: this.cx.state.get().active },
+      ctx: {},
+      steps: [
+        {
+          key: "park-fenced",
+          name: `park the coordinator on ${node}`,
+          timeoutMs: 300_000,
+          continueOnFailure: true,
+          run: async ({ signal }) => {
+            if (!(await nodeOf(this.cx, node).portPresent())) {
+              parked = "its dongle is unplugged: nothing of it is on the air";
+              return parked;
+            }
+            const text = await readNvram(this.cx, node, signal);
+            const item = await withTool(this.cx, node, "park the coordinator", signal, (n) =>
+              n.parkCoordinator(parseNvram(text).LEGACY ?? {}),
+            );
+            parked = `soft reset (nvram_write of ${item} unchanged): its coordinator holds`;
+            return parked;
+          },
+        },
+        {
+          key: "lift-fence",
+          name: `lift the fence on ${node}`,
+          timeoutMs: 10_000,
+          run: async () => {
+            if (!parked)
+              throw new StepFailure(
+                `${node}'s coordinator could not be parked and may still run the network: it stays fenced`,
+              );
+            this.cx.state.update((s) => {
+              delete s.fenced[node];
+            });
+            this.cx.alerts.clear("fence_failed", node);
+            return `${node} is reachable again, zigbee2mqtt is stopped and ${parked}: it is a standby like any other`;
           },
         },
       ],

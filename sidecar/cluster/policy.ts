@@ -9,6 +9,8 @@ export interface PolicyActions {
   restart(node: string, trigger: string, reason: string): void;
   failover(target: string, trigger: string, reason: string): void;
   stopStray(node: string, why: string): void;
+  /** A fenced node seen again with zigbee2mqtt stopped: park its coordinator, then lift the fence. */
+  releaseFenced(node: string, why: string): void;
 }
 
 interface Incident {
@@ -32,6 +34,8 @@ const HEALTH_CHECK_TIMEOUT_MS = 2_500;
 const STALE_STATE_MS = 5_000;
 /** Between two attempts to put a stale bridge/state right. */
 const STALE_STATE_RETRY_MS = 10_000;
+/** Between two attempts to release one fenced node whose coordinator could not be parked. */
+const RELEASE_RETRY_MS = 60_000;
 
 /**
  * Automatic failover. The active is declared down only when zigbee2mqtt is offline on MQTT (its
@@ -49,6 +53,7 @@ export class FailoverPolicy {
   #inflight: Promise<void> | undefined;
   #again = false;
   #staleStateTried = 0;
+  #releaseTried = new Map<string, number>();
 
   constructor(
     private readonly cx: ClusterContext,
@@ -363,23 +368,19 @@ export class FailoverPolicy {
     for (const status of this.monitor.statuses()) {
       if (status.id === active) continue;
       if (fenced[status.id] && status.reachable && status.zigbee2mqtt_running === false) {
-        // Seen again with zigbee2mqtt stopped: the fence did its job; the guard keeps it that way.
-        this.cx.state.update((s) => {
-          delete s.fenced[status.id];
-        });
-        this.cx.alerts.clear("fence_failed", status.id);
-        this.cx.runner.record(
-          "decision",
-          "guard",
-          "succeeded",
-          { node: status.id },
-          {
-            decision: "fence lifted",
-            detail: `${status.id} is reachable again and zigbee2mqtt is stopped on it: it is a standby like any other`,
-          },
+        // Seen again with zigbee2mqtt stopped. Its chip may still run the network (Z-Stack goes on
+        // after zigbee2mqtt is gone, and a node fenced while out of reach was never parked): the
+        // fence is lifted once its coordinator is parked, by an operation of its own.
+        const tried = this.#releaseTried.get(status.id);
+        if (tried !== undefined && Date.now() - tried < RELEASE_RETRY_MS) continue;
+        this.#releaseTried.set(status.id, Date.now());
+        this.actions.releaseFenced(
+          status.id,
+          `${status.id} is reachable again and zigbee2mqtt is stopped on it`,
         );
-        continue;
+        return;
       }
+      this.#releaseTried.delete(status.id);
       const publishing = bridge.state === "online" && bridge.publishing_node === status.id;
       if (status.zigbee2mqtt_running === true || publishing) {
         const why = publishing

@@ -357,6 +357,11 @@ export const configSchema = z
         fence_command: command.nullable().default(null),
         /** Added to every frame counter when restoring from a backup, as zigbee2mqtt's own restore does. */
         frame_counter_increment: z.number().int().min(0).max(MAX_FRAME_COUNTER_INCREMENT).default(2500),
+        /**
+         * The most network frames per second the coordinator is assumed to send: a restore from a
+         * copy t seconds old resumes at least rate × t above it (the old coordinator kept counting).
+         */
+        frame_counter_rate: z.number().min(0).max(1000).default(10),
       })
       .prefault({}),
     monitor: z

@@ -51,6 +51,14 @@ const stateSchema = z.object({
     .record(nodeId, z.object({ snapshot_id: z.string(), at: timestamp, operation_id: z.string() }))
     .optional(),
   last_backup_refresh: z.object({ at: timestamp, node: nodeId }).optional(),
+  frame_counter_issued: z
+    .object({
+      at: timestamp,
+      node: nodeId,
+      counter: z.number().int().nonnegative(),
+      extended_pan_id: z.string(),
+    })
+    .optional(),
 });
 
 /**

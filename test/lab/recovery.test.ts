@@ -47,6 +47,7 @@ afterAll(async () => {
 async function killDuring(
   to: string,
   at: string,
+  whileDown: () => Promise<void> = async () => {},
 ): Promise<{ interrupted: OperationRecord; recovery: OperationRecord }> {
   const events = h.api.events();
   await events.ready;
@@ -57,6 +58,7 @@ async function killDuring(
   });
   events.stop();
   await h.sidecar.stop("SIGKILL");
+  await whileDown();
 
   const sidecar = await lab.startSidecar(h.configPath);
   h = {
@@ -195,5 +197,25 @@ describe("the sidecar killed during a switchover and started again", () => {
     expect((await lab.simulator("node1").status()).nwk_frame_counter).toBeGreaterThan(
       node3.max_nwk_frame_counter,
     );
+  });
+
+  it("after the target was started, and it is out of reach when the sidecar comes back: the target is presumed active, the old active stays stopped", async () => {
+    try {
+      const { interrupted, recovery } = await killDuring("node3", "wait for node3 online", () =>
+        lab.fault("cut-link", "node3"),
+      );
+      expectInterrupted(interrupted, "start node3", "wait for node3 online");
+      expect(recovery).toMatchObject({ trigger: "startup", status: "succeeded" });
+      expect(recovery.result?.actions).toEqual([
+        "node3's zigbee2mqtt was started by the interrupted operation and node3 is unreachable: it may run the network, so node1 stays stopped and node3 is recorded as the active node",
+      ]);
+      const status = await h.api.status();
+      expect(status.active).toBe("node3");
+      expect(status.alerts.find((a) => a.kind === "recovery")).toMatchObject({ severity: "critical" });
+      expect((await lab.service("node1", "status")).code).not.toBe(0);
+      expect((await dongleAtRest(lab, "node1")).state).toBe("hold");
+    } finally {
+      await lab.fault("restore-link", "node3");
+    }
   });
 });

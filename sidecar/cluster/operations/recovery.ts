@@ -151,6 +151,19 @@ async function leaveOneRunning(
     }
   }
   const active = state.active;
+  // A started target out of reach may run the network (with the copy's higher counters): the old
+  // active must not come back beside it. It is recorded as the active, which the failover policy
+  // then handles as an active that is down (restart when it answers, else fence and fail over).
+  const lost = startedTargets(interrupted).find((t) => t !== active && ctx.unreachable.includes(t));
+  if (lost) {
+    cx.state.update((s) => {
+      s.active = lost;
+    });
+    const message = `${lost}'s zigbee2mqtt was started by the interrupted operation and ${lost} is unreachable: it may run the network, so ${active ?? "no other node"} stays stopped and ${lost} is recorded as the active node`;
+    cx.alerts.raise("recovery", "critical", message);
+    ctx.actions.push(message);
+    return message;
+  }
   if (active && !ctx.unreachable.includes(active)) {
     // A target whose zigbee2mqtt was started may have run the network with the copy's (higher)
     // counters, and its chip keeps running it: retire the copy, then count on above it.

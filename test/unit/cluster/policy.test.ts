@@ -115,6 +115,7 @@ function setup(failover: Record<string, unknown> = {}) {
     restart: (node) => actions.push(`restart ${node}`),
     failover: (target) => actions.push(`failover ${target}`),
     stopStray: (node) => actions.push(`stop ${node}`),
+    releaseFenced: (node) => actions.push(`release ${node}`),
   });
   // Bridge events only, no timer: the test drives evaluate() itself.
   policy.start({ intervalMs: 0 });
@@ -445,5 +446,36 @@ describe("a sync running while the active dies", () => {
     expect(cx.alerts.list()).toEqual([]);
     expect(actions).toEqual([]);
     release();
+  });
+});
+
+describe("a fenced node seen again", () => {
+  it("with zigbee2mqtt stopped: released (parked, then the fence lifted) by an operation, retried a minute later at most", async () => {
+    setup({});
+    cx.state.update((s) => {
+      s.fenced.node2 = { at: new Date().toISOString(), reason: "failover to node1: unreachable" };
+    });
+    statuses.node2 = nodeStatus("node2", { reachable: false, health: "unreachable" });
+    await at(1);
+    expect(actions).toEqual([]);
+    statuses.node2 = nodeStatus("node2", { zigbee2mqtt_running: false });
+    await at(2);
+    expect(actions).toEqual(["release node2"]);
+    // The guard never lifts the fence by itself: the chip may still run the network.
+    expect(cx.state.get().fenced.node2).toBeDefined();
+    await at(30);
+    expect(actions).toEqual(["release node2"]);
+    await at(63);
+    expect(actions).toEqual(["release node2", "release node2"]);
+  });
+
+  it("with zigbee2mqtt running: stopped as a stray first", async () => {
+    setup({});
+    cx.state.update((s) => {
+      s.fenced.node2 = { at: new Date().toISOString(), reason: "failover to node1: unreachable" };
+    });
+    statuses.node2 = nodeStatus("node2", { zigbee2mqtt_running: true });
+    await at(1);
+    expect(actions).toEqual(["stop node2"]);
   });
 });
