@@ -1,4 +1,5 @@
 import { backupDate, networkOfBackup, parseBackup, toZigpyBackup } from "../../coordinator/backup.js";
+import { type CounterFact, resumeCounter } from "../../coordinator/frame-counter.js";
 import {
   changedItems,
   checkCounter,
@@ -49,6 +50,14 @@ export interface TakeoverContext {
   targetHolds?: NvramDump;
   /** The NVRAM write of the outage wrote only the changed items (verify falls back to a full write). */
   deltaWritten?: boolean;
+  /**
+   * The network frame counter written onto B before A stopped: above what A can have sent by the
+   * time it is read (each known counter + failover.frame_counter_rate × its age). When A's read
+   * confirms it (A's counter + the increment is not above it), the outage writes nothing for it.
+   */
+  preRaised?: number;
+  /** Nothing was written onto B in the outage: what B was read to hold before is what it holds. */
+  nothingWritten?: boolean;
   /** A's parking, started with B's write and awaited by B's verification (never by the start). */
   parking?: {
     controller: AbortController;
@@ -246,6 +255,21 @@ function checkIdentity(dump: NvramDump, expected: ExpectedNetwork, where: string
   return network;
 }
 
+/** The controller wrote `counter` onto `node`'s dongle: a restore must later go above what it counts from there. */
+function recordIssue(cx: ClusterContext, node: string, counter: number, extendedPanId: string): void {
+  cx.state.update((s) => {
+    const prior = s.frame_counter_issued;
+    // Another network's record says nothing about this one; this network's lower one is old news.
+    if (prior && prior.extended_pan_id === extendedPanId && prior.counter > counter) return;
+    s.frame_counter_issued = {
+      at: new Date().toISOString(),
+      node,
+      counter,
+      extended_pan_id: extendedPanId,
+    };
+  });
+}
+
 /** Reads the old active's coordinator: the dump B gets, its counter raised by the increment. */
 async function readSource(
   cx: ClusterContext,
@@ -270,7 +294,10 @@ async function readSource(
   };
   // The old coordinator kept the network running (and counting) since zigbee2mqtt let go of it,
   // until it is parked: the copy resumes above anything it can have sent.
-  const raisedTo = network.frame_counter + cx.config.failover.frame_counter_increment;
+  const raisedTo = Math.max(
+    network.frame_counter + cx.config.failover.frame_counter_increment,
+    ctx.preRaised ?? 0,
+  );
   ctx.dump = raiseFrameCounter(dump, raisedTo);
   ctx.frameCounter = { before: network.frame_counter, restored: raisedTo };
   const snapshot = cx.snapshots.saveNvram({
@@ -352,9 +379,27 @@ function prepareTargetStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeo
         const saved = heldNet ? keepHeld(cx, ctx, op.id, held, heldNet) : undefined;
         return `the network zigbee2mqtt runs is not known yet: nothing written before ${from} stops${saved ? `; ${saved}` : ""}`;
       }
+      const preRaised = preRaisedCounter(cx, ctx.expected.extended_pan_id);
       if (heldNet && sameNetwork(heldNet, ctx.expected)) {
         ctx.targetHolds = held;
-        return `${ctx.to} holds this network already (${countItems(held)} items, frame counter ${heldNet.frame_counter}): only what changed is written once ${from} stops`;
+        const already = `${ctx.to} holds this network already (${countItems(held)} items, frame counter ${heldNet.frame_counter})`;
+        if (preRaised === undefined) return `${already}: only what changed is written once ${from} stops`;
+        if (heldNet.frame_counter >= preRaised) {
+          // Higher than needed is as safe: kept, so that the outage need not lower it.
+          ctx.preRaised = heldNet.frame_counter;
+          return `${already}, above the ${preRaised} it needs: only what changed is written once ${from} stops`;
+        }
+        const { written, differences } = await writeAndReadBack(
+          cx,
+          ctx,
+          held,
+          raiseFrameCounter(held, preRaised),
+          signal,
+        );
+        if (differences > 0)
+          return `${already}; its counter raised to ${preRaised} (${written} items) did not read back identical: what differs is written once ${from} stops`;
+        ctx.preRaised = preRaised;
+        return `${already}; its counter raised to ${preRaised} (${written} items written and read back)`;
       }
       const copy = lastCopyOf(cx, ctx.expected);
       const kept: string[] = [];
@@ -365,17 +410,100 @@ function prepareTargetStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeo
         return `${ctx.to} holds ${heldNet ? "another network" : "no network"} and the controller has no NVRAM snapshot of this one yet: the whole dump is written during the outage${kept.length ? `; ${kept.join("; ")}` : ""}`;
       }
       ctx.touchedTo = true;
-      await resetAndWrite(cx, ctx.to, copy.dump, signal, ctx.notes);
+      const wanted = preRaised === undefined ? copy.dump : raiseFrameCounter(copy.dump, preRaised);
+      await resetAndWrite(cx, ctx.to, wanted, signal, ctx.notes);
       const readBack = parseNvram(await readNvram(cx, ctx.to, signal, ctx.notes));
-      const differences = compareNvram(copy.dump, readBack);
+      const differences = compareNvram(wanted, readBack);
       if (differences.length > 0) {
         ctx.notes.push(`${ctx.to}: ${differences.length} items of ${copy.id} did not read back identical`);
         return `${copy.id} written but ${differences.length} items did not read back identical: the whole dump is written during the outage`;
       }
       ctx.targetHolds = readBack;
-      return [`reset, ${copy.id} written and read back (${countItems(copy.dump)} items)`, ...kept].join("; ");
+      if (preRaised !== undefined) ctx.preRaised = preRaised;
+      const counter = preRaised === undefined ? "" : `, frame counter raised to ${preRaised}`;
+      return [
+        `reset, ${copy.id} written and read back (${countItems(copy.dump)} items${counter})`,
+        ...kept,
+      ].join("; ");
     },
   };
+}
+
+/** How long after B is prepared A's counter is read at the latest, as far as the pre-raise is concerned. */
+const PRE_RAISE_LOOKAHEAD_MS = 120_000;
+
+/**
+ * The counter B gets before A stops: above what A can have sent by the time it is read, from
+ * what the controller knows (the network's last NVRAM snapshot, the newest coordinator_backup.json,
+ * the last counter it wrote onto a dongle), each + failover.frame_counter_rate × its age by then.
+ * Undefined when it knows nothing of this network, or assumes no rate (then it cannot bound A).
+ */
+function preRaisedCounter(cx: ClusterContext, extendedPanId: string): number | undefined {
+  const { frame_counter_increment: increment, frame_counter_rate: rate } = cx.config.failover;
+  if (rate <= 0) return undefined;
+  const facts: CounterFact[] = [];
+  const copy = lastCopyOf(cx, { extended_pan_id: extendedPanId });
+  if (copy)
+    facts.push({
+      kind: "reading",
+      source: copy.id,
+      counter: networkOf(copy.dump).frame_counter,
+      at: Date.parse(copy.created_at),
+    });
+  const latest = cx.snapshots.latestData();
+  const entry = latest?.files.find((f) => f.path === "coordinator_backup.json");
+  if (latest && entry) {
+    try {
+      const backup = parseBackup(cx.snapshots.readObject(entry.sha256).toString("utf8"));
+      const network = networkOfBackup(backup);
+      if (network.extended_pan_id === extendedPanId)
+        facts.push({
+          kind: "reading",
+          source: `coordinator_backup.json (${latest.id})`,
+          counter: network.frame_counter,
+          at: backupDate(backup)?.getTime() ?? Date.parse(latest.created_at),
+        });
+    } catch {
+      // An unreadable backup is no fact; the outage then raises from A's read as before.
+    }
+  }
+  const issued = cx.state.get().frame_counter_issued;
+  if (issued && issued.extended_pan_id === extendedPanId)
+    facts.push({ kind: "issue", source: issued.node, counter: issued.counter, at: Date.parse(issued.at) });
+  if (facts.every((f) => f.kind === "issue")) return undefined;
+  const target = resumeCounter(facts, Date.now() + PRE_RAISE_LOOKAHEAD_MS, rate, increment)?.target;
+  if (target === undefined) return undefined;
+  try {
+    checkCounter(target);
+  } catch {
+    return undefined;
+  }
+  return target;
+}
+
+/**
+ * Writes `wanted` onto B (only the items that differ from `held`, what B was just read to hold),
+ * then reads B back: what B holds is recorded only from a read.
+ */
+async function writeAndReadBack(
+  cx: ClusterContext,
+  ctx: TakeoverContext,
+  held: NvramDump,
+  wanted: NvramDump,
+  signal: AbortSignal,
+): Promise<{ written: number; differences: number }> {
+  const delta = changedItems(held, wanted);
+  const written = countItems(delta);
+  if (written === 0) {
+    ctx.targetHolds = held;
+    return { written, differences: 0 };
+  }
+  ctx.touchedTo = true;
+  const text = JSON.stringify(delta, null, 4);
+  await withTool(cx, ctx.to, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), ctx.notes);
+  const readBack = parseNvram(await readNvram(cx, ctx.to, signal, ctx.notes));
+  ctx.targetHolds = readBack;
+  return { written, differences: compareNvram(wanted, readBack).length };
 }
 
 function keepHeld(
@@ -432,7 +560,10 @@ async function writeTarget(cx: ClusterContext, ctx: TakeoverContext, signal: Abo
   if (held && extra.length === 0) {
     const delta = changedItems(held, dump);
     ctx.deltaWritten = true;
-    if (countItems(delta) === 0) return `all ${countItems(dump)} items already identical`;
+    if (countItems(delta) === 0) {
+      ctx.nothingWritten = true;
+      return `all ${countItems(dump)} items already identical (${ctx.to} was read to hold them before ${ctx.from} stopped): nothing written`;
+    }
     const text = JSON.stringify(delta, null, 4);
     await withTool(cx, ctx.to, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), ctx.notes);
     return `${countItems(delta)} changed items written (of ${countItems(dump)})`;
@@ -448,6 +579,10 @@ async function writeTarget(cx: ClusterContext, ctx: TakeoverContext, signal: Abo
 function verifyTarget(cx: ClusterContext, ctx: TakeoverContext) {
   return async (signal: AbortSignal): Promise<string> => {
     const dump = ctx.dump as NvramDump;
+    // Verified already: B was read before the outage, holding every item of the dump, and nothing
+    // was written since (zigbee2mqtt then checks the network on start, waitOnline its identity).
+    if (ctx.nothingWritten)
+      return `nothing written in the outage: the read of ${ctx.to} before ${ctx.from} stopped holds all ${countItems(dump)} items`;
     let differences = compareNvram(dump, parseNvram(await readNvram(cx, ctx.to, signal, ctx.notes)));
     let how = `all ${countItems(dump)} items read back identical`;
     if (differences.length > 0 && ctx.deltaWritten) {
@@ -569,6 +704,9 @@ function startStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverConte
       timeoutMs: 90_000,
       run: async ({ signal }) => {
         ctx.startedTo = true;
+        // From here B's coordinator may count on from the counter it was given.
+        if (ctx.frameCounter && ctx.expected.extended_pan_id)
+          recordIssue(cx, ctx.to, ctx.frameCounter.restored, ctx.expected.extended_pan_id);
         try {
           await nodeOf(cx, ctx.to).startService(signal);
         } catch (error) {
@@ -691,6 +829,7 @@ export async function raiseCounter(
     (n, s) => n.nvramWrite(JSON.stringify(raised, null, 4), s),
     notes,
   );
+  recordIssue(cx, id, target, networkOf(dump).extended_pan_id);
   return `frame counter ${before} → ${target} (${countItems(raised)} items written)`;
 }
 
@@ -726,6 +865,44 @@ function raiseFromCounterStep(cx: ClusterContext, ctx: TakeoverContext, from: st
 }
 
 /**
+ * The target was started and cannot be reached to stop it: its coordinator may run the network
+ * (with the copy's higher counters). The old active stays stopped and parked, and the target is
+ * recorded as the active node, so that nothing restarts the old one in place beside it: the
+ * failover policy handles it as any active that is down (fence it, then a failover, whose restore
+ * goes above the counter written onto it). The old active gets a staged copy of its own final
+ * data, which makes it a ready standby for that failover without going back to older data.
+ */
+async function presumeTargetActive(
+  cx: ClusterContext,
+  ctx: TakeoverContext,
+  error: unknown,
+  signal: AbortSignal,
+): Promise<StepFailure> {
+  const from = ctx.from;
+  let staged = "";
+  if (from && ctx.dataSnapshot && !cx.unreachable(from)) {
+    try {
+      await stagingOf(cx, from).stage(targetManifest(cx, ctx.dataSnapshot, from), (sha) =>
+        cx.snapshots.readObject(sha),
+      );
+      recordStaged(cx, from, ctx.dataSnapshot.id, ctx.dataSnapshot.operation_id ?? "");
+      staged = `; ${from} has its own final data (${ctx.dataSnapshot.id}) staged`;
+    } catch (stageError) {
+      if (signal.aborted) throw stageError;
+      ctx.notes.push(`could not stage ${ctx.dataSnapshot.id} on ${from}: ${(stageError as Error).message}`);
+    }
+  }
+  cx.state.update((s) => {
+    s.active = ctx.to;
+  });
+  const cause = asStepFailure(error);
+  return new StepFailure(
+    `${ctx.to} was started and cannot be reached to stop it (${cause.message}): it may run the network, so ${from ?? "no other node"} stays stopped and ${ctx.to} is recorded as the active node${staged}`,
+    cause instanceof StepFailure ? cause.output : undefined,
+  );
+}
+
+/**
  * Puts the old active back when a takeover fails before the target is confirmed online. Undoes
  * only what the operation did: a takeover that failed before it stopped the old active or touched
  * the target (a failed preflight) has nothing to undo, so it ends "failed" and the running active
@@ -758,7 +935,7 @@ function rollbackSteps(
           if (!ctx.startedTo)
             return `${ctx.to} did not answer (${(error as Error).message}); zigbee2mqtt was never started there`;
           // Maybe running and out of reach: starting the old active too could make two coordinators.
-          throw asStepFailure(error);
+          throw await presumeTargetActive(cx, ctx, error, signal);
         }
       },
     },
@@ -1021,9 +1198,10 @@ async function readAndPark(
 
 /**
  * Brings the target's dongle to the freshest coordinator state the controller holds, with the
- * network frame counter raised above anything the old coordinator can have used:
- * target = max(counter in the last NVRAM snapshot, counter in the newest coordinator_backup.json)
- *          + failover.frame_counter_increment.
+ * network frame counter raised above anything the old coordinator can have used: each known
+ * counter (the last NVRAM snapshot, the newest coordinator_backup.json, the last counter the
+ * controller wrote onto a dongle) plus failover.frame_counter_rate × its age, the highest of those
+ * + failover.frame_counter_increment (coordinator/frame-counter.ts).
  * When the backup is at least as new as the NVRAM snapshot, zigpy-znp's network_restore writes it
  * (with -c so the counter lands on the target); otherwise the NVRAM snapshot is written with its
  * counters raised.
@@ -1035,7 +1213,19 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
     timeoutMs: toolStepTimeout(cx, ctx.to, 2),
     run: async ({ signal }) => {
       ctx.touchedTo = true;
-      const increment = cx.config.failover.frame_counter_increment;
+      const { frame_counter_increment: increment, frame_counter_rate: rate } = cx.config.failover;
+      const issued = cx.state.get().frame_counter_issued;
+      const issueOf = (extendedPanId: string): CounterFact[] =>
+        issued && issued.extended_pan_id === extendedPanId
+          ? [
+              {
+                kind: "issue",
+                source: `the counter written onto ${issued.node}`,
+                counter: issued.counter,
+                at: Date.parse(issued.at),
+              },
+            ]
+          : [];
       const staged = await stagingOf(cx, ctx.to).read();
       const latest = cx.snapshots.latestData();
       const backupFile = (staged?.snapshot_id && cx.snapshots.getData(staged.snapshot_id)) || latest;
@@ -1047,7 +1237,16 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
       const nvram = lastNvram ? cx.snapshots.getNvram(lastNvram.id) : cx.snapshots.latestNvram();
       if (ctx.freshDump) {
         const fresh = networkOf(ctx.freshDump);
-        const target = fresh.frame_counter + increment;
+        const plan = resumeCounter(
+          [
+            { kind: "reading", source: `${ctx.from}'s dongle`, counter: fresh.frame_counter, at: Date.now() },
+            ...issueOf(fresh.extended_pan_id),
+          ],
+          Date.now(),
+          rate,
+          increment,
+        );
+        const target = plan?.target ?? fresh.frame_counter + increment;
         ctx.expected = {
           ieee: fresh.ieee,
           pan_id: fresh.pan_id,
@@ -1067,10 +1266,6 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
       }
       const nvramNet = nvram ? networkOf(nvram.dump) : undefined;
       const backupNet = backup ? networkOfBackup(backup) : undefined;
-      const highest = Math.max(nvramNet?.frame_counter ?? 0, backupNet?.frame_counter ?? 0);
-      const target = highest + increment;
-      // Before the target's dongle is touched: a counter that would wrap cannot be restored.
-      checkCounter(target);
       const backupTime = backup
         ? (backupDate(backup)?.getTime() ?? Date.parse(backupFile?.created_at ?? ""))
         : Number.NaN;
@@ -1079,6 +1274,22 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
       const identity = useBackup
         ? (backupNet as NonNullable<typeof backupNet>)
         : (nvramNet as NetworkIdentity);
+      const facts: CounterFact[] = [...issueOf(identity.extended_pan_id)];
+      if (nvram && nvramNet)
+        facts.push({ kind: "reading", source: nvram.id, counter: nvramNet.frame_counter, at: nvramTime });
+      if (backupNet)
+        facts.push({
+          kind: "reading",
+          source: `coordinator_backup.json (${backupFile?.id})`,
+          counter: backupNet.frame_counter,
+          at: backupTime,
+        });
+      const plan = resumeCounter(facts, Date.now(), rate, increment) as NonNullable<
+        ReturnType<typeof resumeCounter>
+      >;
+      const target = plan.target;
+      // Before the target's dongle is touched: a counter that would wrap cannot be restored.
+      checkCounter(target);
       ctx.expected = {
         ieee: identity.ieee,
         pan_id: identity.pan_id,
@@ -1105,8 +1316,9 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
         const text = JSON.stringify(raised, null, 4);
         await withTool(cx, ctx.to, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), ctx.notes);
       }
-      ctx.frameCounter = { before: highest, restored: target };
-      return `${ctx.method}: frame counter ${highest} → ${target}`;
+      ctx.frameCounter = { before: plan.from.counter, restored: target };
+      const why = `${plan.from.source} at ${plan.from.counter}${plan.allowance ? ` + ${plan.allowance} for its age` : ""} + ${increment}`;
+      return `${ctx.method}: frame counter ${plan.from.counter} → ${target} (${why})`;
     },
   };
 }
