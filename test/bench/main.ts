@@ -89,7 +89,15 @@ const other = (node: HostId): HostId => (node === "node1" ? "node2" : "node1");
 /** What one link mode's part of the run measured. */
 interface ModeResult {
   mode: LinkMode;
-  ours: { outage: number[]; total: number[]; steps: Samples; oldOnAir: number; runs: number };
+  ours: {
+    outage: number[];
+    total: number[];
+    steps: Samples;
+    oldOnAir: number;
+    runs: number;
+    /** Switchovers whose outage wrote nothing onto B (the pre-raised counter held). */
+    nothingWritten: number;
+  };
   reference: { outage: number[]; steps: Samples; oldOnAir: number; runs: number };
   floor: Samples;
   /** Per round: stop + nvram_read + nvram_write + start → online, each measured alone. */
@@ -158,7 +166,7 @@ async function main(): Promise<void> {
       for (const mode of args.links) {
         const result: ModeResult = {
           mode,
-          ours: { outage: [], total: [], steps: new Samples(), oldOnAir: 0, runs: 0 },
+          ours: { outage: [], total: [], steps: new Samples(), oldOnAir: 0, runs: 0, nothingWritten: 0 },
           reference: { outage: [], steps: new Samples(), oldOnAir: 0, runs: 0 },
           floor: new Samples(),
           floorSums: [],
@@ -330,6 +338,8 @@ async function ourSwitchover(
   const outage = await nextOutage(watcher);
   if (outage !== undefined) result.ours.outage.push(outage);
   if ((await lab.simulator(from).status()).state === "started") result.ours.oldOnAir++;
+  if (/nothing written$/.test(op.steps.find((s) => s.key === "write-target-nvram")?.detail ?? ""))
+    result.ours.nothingWritten++;
 }
 
 /** The parts any switchover must do, each alone: stop X, nvram_read X, nvram_write Y, start X → online. */
@@ -623,15 +633,17 @@ ${restructurings(r)}`;
 }
 
 /**
- * What is left above the floor, from this run's medians: the pipeline (docs/failover.md) already
- * prepares B before the stop, writes only the changed items with A parked beside it, syncs the
- * data dir beside the read and installs it beside the verification.
+ * What is left above the floor, from this run's medians: the pipeline (docs/failover.md) prepares
+ * B before the stop (its counter pre-raised), writes only what A's read shows changed (usually
+ * nothing) with A parked beside it, syncs the data dir beside the read and installs it beside the
+ * verification, which reads B again only when the outage wrote something.
  */
 function restructurings(r: ModeResult): string {
   const step = (name: string) => r.ours.steps.median(name);
   const ours = median(r.ours.outage);
   const floor = median(r.floorSums);
   const verify = step("verify NVRAM on B and write its data dir");
+  const park = step("verify NVRAM on B and write its data dir · park A (side by side)");
   const write = step("write NVRAM on B");
   const read = step("read NVRAM on A");
   const floorWrite = r.floor.median("nvram_write (zigpy-znp, as the SSH user)");
@@ -639,12 +651,16 @@ function restructurings(r: ModeResult): string {
   return `
 ### Where our outage goes (${r.mode} link)
 
-Inside the outage: read A ${seconds(read)} s, write B ${seconds(write)} s (the changed items only, A parked
-beside it) against the floor's full nvram_write of ${seconds(floorWrite)} s, and the verification ${seconds(verify)} s,
-a full nvram_read of B that the floor does not pay: ours − floor = ${seconds(ours - floor)} s. The
-preparation of B (${seconds(prepare)} s) runs before A stops and costs no outage. What remains: a read-back
-of only the written items would need a tool that reads selected NV items (zigpy-znp's tools
-read all of them), and zigbee2mqtt's own clean stop (its coordinator backup) is in the floor too.
+Inside the outage: read A ${seconds(read)} s; write B ${seconds(write)} s (only what A's read shows
+changed since B was prepared with a pre-raised counter: in these runs ${r.ours.nothingWritten} of
+${r.ours.total.length} switchovers wrote nothing; A's parking starts beside it) against the floor's
+full nvram_write of ${seconds(floorWrite)} s; then the verification step ${seconds(verify)} s, which
+waits for A's parking to end (parking alone ${seconds(park)} s after the write step) and reads B back
+only when something was written. Ours − floor = ${seconds(ours - floor)} s. The preparation of B
+(${seconds(prepare)} s, a read, the counter items written, a read back) runs before A stops and costs
+no outage. What remains: the parking of A (a tool run: Python start-up, port open, one write and a
+reset) sits between A's read and B's start, because B may start only once A no longer runs the
+network; zigbee2mqtt's own clean stop (its coordinator backup) is in the floor too.
 `;
 }
 

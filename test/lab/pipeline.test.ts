@@ -142,18 +142,27 @@ describe("switchover pipeline", () => {
     await expectMoved(run, "node1", "node2");
   });
 
-  it("back onto the parked old active: it holds the network, only the changed items are written", async () => {
+  it("back onto the parked old active: it holds the network; its counter is raised before the stop, nothing is written in the outage", async () => {
     const run = await sampledSwitchover("node1");
     const { prepare, write, verify } = expectPipeline(run, "node2", "node1");
-    expect(prepare).toMatch(/holds this network already/);
-    const [, written, total] = /(\d+) changed items written \(of (\d+)\)/.exec(write) ?? [];
+    // Only the counter items change before the stop: the controller knows node2's counter (it
+    // wrote it) and bounds what node2 can have sent since.
+    const [, raised, written] =
+      /holds this network already .*; its counter raised to (\d+) \((\d+) items written and read back\)/.exec(
+        prepare,
+      ) ?? [];
     expect(Number(written)).toBeGreaterThan(0);
-    expect(Number(written)).toBeLessThan(Number(total) / 4);
+    expect(Number(written)).toBeLessThanOrEqual(4);
+    // node2's read confirmed the guess: the outage wrote nothing, and the read before it stands
+    // as the verification (no second read).
+    expect(write).toMatch(/^all \d+ items already identical .*: nothing written$/);
+    expect(verify).toMatch(/verify \([\d.]+ s\): nothing written in the outage/);
     expect(verify).toMatch(/park node2 \([\d.]+ s\): soft reset/);
+    expect(run.op.result?.frame_counter).toMatchObject({ restored: Number(raised) });
     await expectMoved(run, "node2", "node1");
   });
 
-  it("onto a blank dongle once the controller holds a copy: the copy written and read back before the stop, the changes after", async () => {
+  it("onto a blank dongle once the controller holds a copy: the copy, its counter raised, written and read back before the stop; nothing left for the outage", async () => {
     const snapshotsBefore = (
       await h.api.call<{ snapshots: { id: string; kind: string }[] }>("GET", "/api/v1/snapshots")
     ).snapshots
@@ -161,10 +170,11 @@ describe("switchover pipeline", () => {
       .map((s) => s.id);
     const run = await sampledSwitchover("node3");
     const { prepare, write } = expectPipeline(run, "node1", "node3");
-    const [, copy] = /reset, (\S+) written and read back/.exec(prepare) ?? [];
+    const [, copy] =
+      /reset, (\S+) written and read back \(\d+ items, frame counter raised to \d+\)/.exec(prepare) ?? [];
     // The copy written before the stop is one the controller held before this switchover began.
     expect(snapshotsBefore).toContain(copy);
-    expect(write).toMatch(/^\d+ changed items written/);
+    expect(write).toMatch(/nothing written$/);
     await expectMoved(run, "node1", "node3");
     expect((await runWhenFree(h.api, "switchover", { target: "node1" })).status).toBe("succeeded");
   });
@@ -177,12 +187,15 @@ describe("switchover pipeline", () => {
       const op = await runWhenFree(h.api, "switchover", { target: "node2" });
       expect(op.status).toBe("rolled_back");
       expect(op.error?.step).toBe("read NVRAM on node1");
-      // node2 held this network (it was active before): nothing to prepare, nothing written.
-      expect(op.steps.find((s) => s.key === "prepare-target-nvram")?.detail).toMatch(
-        /holds this network already/,
-      );
-      expect(await nvWrites("node2")).toBe(before);
-      expect(await lab.simulator("node2").nvram()).toEqual(held);
+      // node2 held this network (it was active before): before node1 stopped, at most its
+      // counter items were raised; in the outage, nothing was written.
+      const prepare = op.steps.find((s) => s.key === "prepare-target-nvram")?.detail ?? "";
+      expect(prepare).toMatch(/holds this network already/);
+      const [, written = "0"] = /\((\d+) items written and read back\)/.exec(prepare) ?? [];
+      expect(await nvWrites("node2")).toBe(before + Number(written));
+      const after = (await lab.simulator("node2").nvram()) as Nvram;
+      expect(nvramDifferences(held as Nvram, after)).toEqual([]);
+      expect(nvramDifferences(after, held as Nvram)).toEqual([]);
       await expectActive(h, "node1", network);
     } finally {
       await lab.fault("tool-fault", "node1", { clear: true });
