@@ -451,6 +451,17 @@ export class Cluster implements ClusterService {
     });
   }
 
+  /** Parks a node's coordinator: a soft reset after which it holds its NVRAM but runs no network. */
+  async #park(node: string, signal: AbortSignal): Promise<string> {
+    const text = await readNvram(this.cx, node, signal);
+    const legacy = parseNvram(text).LEGACY ?? {};
+    // The step's abort also ends the remote tool.
+    const item = await withTool(this.cx, node, "park the coordinator", signal, (n, s) =>
+      n.parkCoordinator(legacy, s),
+    );
+    return `soft reset (nvram_write of ${item} unchanged): its coordinator holds`;
+  }
+
   /**
    * A fenced node is back with zigbee2mqtt stopped: it is a standby like any other once its
    * coordinator runs no network. Parked (a soft reset, NVRAM kept), or found unplugged (no power,
@@ -476,11 +487,7 @@ export class Cluster implements ClusterService {
               parked = "its dongle is unplugged: nothing of it is on the air";
               return parked;
             }
-            const text = await readNvram(this.cx, node, signal);
-            const item = await withTool(this.cx, node, "park the coordinator", signal, (n) =>
-              n.parkCoordinator(parseNvram(text).LEGACY ?? {}),
-            );
-            parked = `soft reset (nvram_write of ${item} unchanged): its coordinator holds`;
+            parked = await this.#park(node, signal);
             return parked;
           },
         },
@@ -535,13 +542,7 @@ export class Cluster implements ClusterService {
           name: `park the coordinator on ${node}`,
           timeoutMs: 300_000,
           continueOnFailure: true,
-          run: async ({ signal }) => {
-            const text = await readNvram(this.cx, node, signal);
-            const item = await withTool(this.cx, node, "park the coordinator", signal, (n) =>
-              n.parkCoordinator(parseNvram(text).LEGACY ?? {}),
-            );
-            return `soft reset (nvram_write of ${item} unchanged): its coordinator holds`;
-          },
+          run: ({ signal }) => this.#park(node, signal),
         },
         {
           key: "look-again",
