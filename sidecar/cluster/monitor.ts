@@ -14,6 +14,10 @@ interface NodeWatch {
   status?: NodeStatus;
   timer?: NodeJS.Timeout;
   lastFullAt: number;
+  /** A scheduled probe is running now. */
+  probing?: boolean;
+  /** Asked to probe again as soon as the running one ends. */
+  again?: boolean;
 }
 
 /** How often the thorough probe (tools, disk, clock, staged copy) runs besides the quick one. */
@@ -53,15 +57,34 @@ export class Monitor {
     watch.timer.unref();
   }
 
+  /**
+   * Probes `id` now instead of at its next interval (after the running probe, if one runs): the
+   * policy asks when MQTT says zigbee2mqtt went offline, so that a crash is confirmed at once.
+   */
+  expedite(id: string): void {
+    const watch = this.#watch.get(id);
+    if (!watch || !this.#running) return;
+    if (watch.probing) watch.again = true;
+    else this.#schedule(id, 0);
+  }
+
   async #tick(id: string): Promise<void> {
     const watch = this.#watch.get(id);
     if (!watch) return;
     const started = Date.now();
+    watch.probing = true;
+    watch.again = false;
     try {
       const full = started - watch.lastFullAt >= FULL_PROBE_EVERY_MS;
       await this.probe(id, full);
     } catch (error) {
       this.cx.logger.error({ err: error, node: id }, "probe failed unexpectedly");
+    } finally {
+      watch.probing = false;
+    }
+    if (watch.again) {
+      this.#schedule(id, 0);
+      return;
     }
     const elapsed = Date.now() - started;
     // A node that stopped answering is asked again at once (at most once a second): each

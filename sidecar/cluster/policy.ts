@@ -80,6 +80,10 @@ export class FailoverPolicy {
 
   readonly #onBridge = ({ state, at }: { state: "online" | "offline"; at: number }) => {
     this.#offlineSince = state === "offline" ? (this.#offlineSince ?? at) : undefined;
+    // A crash is on MQTT at once (the last will); the probes must agree before it counts, and the
+    // next one could be an interval away: ask for it now (the next tick, ≤ 0.5 s, sees its result).
+    const active = this.cx.state.get().active;
+    if (state === "offline" && active) this.monitor.expedite(active);
     void this.evaluate();
   };
 

@@ -548,8 +548,8 @@ ${sections.join("\n")}
 From the fault to the sidecar's \`active_down\` alert on its event stream, with
 \`monitor.probe_interval: 3s\`, \`monitor.failures: 3\` (the defaults), \`probe_timeout: 2.5s\`, on the
 instant link (detection does not use the dongle).
-A crash is on MQTT at once (the last will), but the alert waits for a probe to agree that the
-service is down: up to one probe interval. A cut link takes \`failures\` unanswered probes, then an
+A crash is on MQTT at once (the last will), and the alert waits for a probe to agree that the
+service is down: the policy asks for that probe as soon as \`bridge/state\` goes offline. A cut link takes \`failures\` unanswered probes, then an
 unanswered health check (2.5 s). The failover policy then waits \`failover.grace\` (30 s by default) before acting.
 
 ${HEADER}

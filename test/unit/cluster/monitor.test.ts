@@ -41,3 +41,33 @@ describe("monitor before the first probe", () => {
     expect(events).toHaveLength(1);
   });
 });
+
+describe("an expedited probe", () => {
+  it("runs at once instead of at the next interval, and after the running one when one runs", async () => {
+    const { monitor } = world();
+    const calls: string[] = [];
+    let release: (() => void) | undefined;
+    const fake = monitor as unknown as { probe: (id: string) => Promise<unknown> };
+    fake.probe = async (id: string) => {
+      calls.push(id);
+      if (id === "node1" && !release) await new Promise<void>((r) => (release = r));
+      return {};
+    };
+    const settle = () => new Promise((r) => setTimeout(r, 20));
+    monitor.start();
+    await settle();
+    // node1's first probe hangs; node2's is done and its next is an interval (3 s) away.
+    expect(calls.sort()).toEqual(["node1", "node2"]);
+    monitor.expedite("node2");
+    await settle();
+    expect(calls.filter((c) => c === "node2")).toHaveLength(2);
+    // Asked while its probe runs: once it ends, node1 is probed again at once.
+    monitor.expedite("node1");
+    await settle();
+    expect(calls.filter((c) => c === "node1")).toHaveLength(1);
+    release?.();
+    await settle();
+    expect(calls.filter((c) => c === "node1")).toHaveLength(2);
+    monitor.stop();
+  });
+});

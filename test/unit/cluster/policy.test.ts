@@ -58,6 +58,7 @@ let t = Date.parse("2026-11-26T12:00:00Z");
 let statuses: Record<string, NodeStatus>;
 let failures: Record<string, { count: number; since?: number }>;
 let ready: Record<string, boolean>;
+let expedited: string[] = [];
 let actions: string[];
 let watcher: FakeWatcher;
 let cx: ClusterContext;
@@ -102,10 +103,12 @@ function setup(failover: Record<string, unknown> = {}) {
   failures = { node1: { count: 0 }, node2: { count: 0 } };
   ready = { node2: true };
   actions = [];
+  expedited = [];
   const monitor = {
     status: (id: string) => statuses[id],
     statuses: () => Object.values(statuses),
     failures: (id: string) => failures[id],
+    expedite: (id: string) => expedited.push(id),
     readiness: (id: string) => ({
       ready: !!ready[id],
       reasons: ready[id] ? [] : ["coordinator port missing"],
@@ -477,5 +480,15 @@ describe("a fenced node seen again", () => {
     statuses.node2 = nodeStatus("node2", { zigbee2mqtt_running: true });
     await at(1);
     expect(actions).toEqual(["stop node2"]);
+  });
+});
+
+describe("a crash seen on MQTT", () => {
+  it("asks the monitor to probe the active at once: the probes need not wait an interval to agree", async () => {
+    setup({});
+    await at(1);
+    expect(expedited).toEqual([]);
+    crash();
+    expect(expedited).toEqual(["node1"]);
   });
 });
