@@ -7,6 +7,8 @@
  * starts before the grace period has passed since the first sign of trouble, and a cut link is
  * detected within the bound the configuration implies.
  */
+import { spawn } from "node:child_process";
+import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus, OperationRecord } from "../../sidecar/types.js";
@@ -83,6 +85,29 @@ async function killActive(active: string): Promise<number> {
 async function automaticActionsSince(since: number): Promise<OperationRecord[]> {
   return (await opsSince(api(), since)).filter(
     (o) => ["restart", "failover", "switchover", "fence"].includes(o.kind) && o.trigger !== "api",
+  );
+}
+
+/**
+ * Keeps every CPU of the machine busy for `ms` (one busy loop per CPU, at the sidecar's own
+ * priority: the nodes, sshd, zigbee2mqtt and the sidecar share these CPUs); resolves with the CPU
+ * time each loop got, in milliseconds.
+ */
+function burnCpus(ms: number): Promise<number[]> {
+  const script = `const end = Date.now() + ${ms}; let x = 0; while (Date.now() < end) x++; const u = process.cpuUsage(); console.log(Math.round((u.user + u.system) / 1000));`;
+  return Promise.all(
+    cpus().map(
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+          let out = "";
+          child.stdout.on("data", (d: Buffer) => {
+            out += d.toString();
+          });
+          child.on("error", reject);
+          child.on("close", () => resolve(Number(out.trim())));
+        }),
+    ),
   );
 }
 
@@ -182,6 +207,30 @@ describe("automatic failover with restart_attempts 1", () => {
     expect(await automaticActionsSince(mark)).toEqual([]);
     expect(await decisionsSince(api(), mark, /^(restart in place|failover|not acting)$/)).toEqual([]);
     expect((await api().status()).active).toBe("node1");
+  });
+
+  it("every CPU busy for three grace periods: no restart, no failover, no incident", async () => {
+    await settled();
+    const mark = Date.now();
+    const burnMs = 3 * GRACE_MS;
+    const seen: string[] = [];
+    const watching = (async () => {
+      while (Date.now() < mark + burnMs) {
+        seen.push(nodeIn(await api().status(), "node1").health);
+        await sleep(500);
+      }
+    })();
+    const [cpuMs] = await Promise.all([burnCpus(burnMs), watching]);
+    expect(seen.length).toBeGreaterThan(10);
+    // The load was real: each loop had at least half a CPU for the whole time.
+    for (const ms of cpuMs) expect(ms).toBeGreaterThan(burnMs / 2);
+    await sleep(GRACE_MS);
+    expect(await automaticActionsSince(mark)).toEqual([]);
+    expect(await decisionsSince(api(), mark, /^(restart in place|failover)$/)).toEqual([]);
+    expect(seen.every((health) => health === "active-healthy" || health === "active-degraded")).toBe(true);
+    const status = await api().status();
+    expect(status.active).toBe("node1");
+    expect(status.alerts.filter((a) => a.kind === "active_down")).toEqual([]);
   });
 
   it("MQTT broker restart: no action, status shows the broker outage (not the node as down)", async () => {
