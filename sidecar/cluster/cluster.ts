@@ -12,20 +12,13 @@ import type {
   SnapshotInfo,
 } from "../types.js";
 import { VERSION } from "../version.js";
-import { type ClusterContext, nodeOf, stagingOf } from "./context.js";
+import { type ClusterContext, nodeOf } from "./context.js";
 import { NotFoundError, PreconditionError } from "./errors.js";
 import { Monitor } from "./monitor.js";
 import { checkPlan } from "./operations/check.js";
-import {
-  asStepFailure,
-  readNvram,
-  recordStaged,
-  stopAndConfirm,
-  waitOnline,
-  withTool,
-} from "./operations/common.js";
+import { asStepFailure, readNvram, stopAndConfirm, waitOnline, withTool } from "./operations/common.js";
 import { recoveryPlan } from "./operations/recovery.js";
-import { pinnedSnapshots, syncPlan, targetManifest } from "./operations/sync.js";
+import { pinnedSnapshots, stageSnapshot, syncPlan } from "./operations/sync.js";
 import { failoverPlan, readyStandbys, switchoverPlan } from "./operations/takeover.js";
 import { FailoverPolicy } from "./policy.js";
 import { StepFailure } from "./runner.js";
@@ -392,11 +385,7 @@ export class Cluster implements ClusterService {
           name: `stage ${id} on ${node}`,
           timeoutMs: 300_000,
           run: async ({ op }) => {
-            const result = await stagingOf(this.cx, node).stage(
-              targetManifest(this.cx, snapshot, node),
-              (sha) => this.cx.snapshots.readObject(sha),
-            );
-            recordStaged(this.cx, node, id, op.id);
+            const result = await stageSnapshot(this.cx, node, snapshot, op.id);
             return `${result.files_uploaded} files uploaded (${result.bytes_moved} bytes), ${result.files_linked} unchanged`;
           },
         },

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import { formatSize } from "../../config/size.js";
 import { hashRemote, listTree, readStable } from "../../node/data-files.js";
-import type { StagedManifest } from "../../node/staging.js";
+import type { StagedManifest, StageResult } from "../../node/staging.js";
 import {
   contentDigest,
   type DataSnapshot,
@@ -119,6 +119,23 @@ export async function captureDataDir(
 }
 
 /** The copy a standby should hold: the snapshot, with configuration.yaml given the standby's overrides. */
+/**
+ * Stages `snapshot` on `node` with the node's own overrides, uploading only what changed, and
+ * records what the node's staging dir now holds (`operationId`: the operation that staged it).
+ */
+export async function stageSnapshot(
+  cx: ClusterContext,
+  node: string,
+  snapshot: DataSnapshot,
+  operationId: string,
+): Promise<StageResult> {
+  const result = await stagingOf(cx, node).stage(targetManifest(cx, snapshot, node), (sha) =>
+    cx.snapshots.readObject(sha),
+  );
+  recordStaged(cx, node, snapshot.id, operationId);
+  return result;
+}
+
 export function targetManifest(cx: ClusterContext, snapshot: DataSnapshot, target: string): StagedManifest {
   const overrides = nodeOf(cx, target).config.overrides;
   const files = snapshot.files.map((f) => {
@@ -236,11 +253,9 @@ export function stageStep(cx: ClusterContext, ctx: SyncContext, target: string):
             `${target} is unreachable (monitoring has had no answer from it): not staged`,
           );
         }
-        const manifest = targetManifest(cx, snapshot, target);
-        const result = await stagingOf(cx, target).stage(manifest, (sha) => cx.snapshots.readObject(sha));
+        const result = await stageSnapshot(cx, target, snapshot, op.id);
         ctx.bytesWritten += result.bytes_moved;
         ctx.staged.push(target);
-        recordStaged(cx, target, snapshot.id, op.id);
         return result.unchanged
           ? "already up to date"
           : `${result.files_uploaded} files uploaded (${result.bytes_moved} bytes), ${result.files_linked} unchanged`;

@@ -1,4 +1,10 @@
-import { backupDate, networkOfBackup, parseBackup, toZigpyBackup } from "../../coordinator/backup.js";
+import {
+  backupDate,
+  type CoordinatorBackup,
+  networkOfBackup,
+  parseBackup,
+  toZigpyBackup,
+} from "../../coordinator/backup.js";
 import { type CounterFact, resumeCounter } from "../../coordinator/frame-counter.js";
 import {
   changedItems,
@@ -22,7 +28,6 @@ import {
   type ExpectedNetwork,
   ONLINE_TIMEOUT_MS,
   readNvram,
-  recordStaged,
   runFenceCommand,
   stopAndConfirm,
   toolStepTimeout,
@@ -30,7 +35,7 @@ import {
   waitOnline,
   withTool,
 } from "./common.js";
-import { captureDataDir, retention, targetManifest } from "./sync.js";
+import { captureDataDir, retention, stageSnapshot } from "./sync.js";
 
 export interface TakeoverContext {
   kind: "switchover" | "failover";
@@ -203,10 +208,7 @@ async function finalSync(
     files: captured.files,
     notes: ["final sync of a switchover, zigbee2mqtt stopped", ...captured.notes],
   });
-  const result = await stagingOf(cx, ctx.to).stage(targetManifest(cx, ctx.dataSnapshot, ctx.to), (sha) =>
-    cx.snapshots.readObject(sha),
-  );
-  recordStaged(cx, ctx.to, ctx.dataSnapshot.id, operationId);
+  const result = await stageSnapshot(cx, ctx.to, ctx.dataSnapshot, operationId);
   return `${ctx.dataSnapshot.id}: ${captured.filesRead} files read, ${result.files_uploaded} uploaded to ${ctx.to} (${result.bytes_moved} bytes)`;
 }
 
@@ -429,6 +431,40 @@ function prepareTargetStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeo
   };
 }
 
+/** The last counter the controller wrote onto a dongle, as a fact about this network (none for another). */
+function issuedFacts(cx: ClusterContext, extendedPanId: string): CounterFact[] {
+  const issued = cx.state.get().frame_counter_issued;
+  if (!issued || issued.extended_pan_id !== extendedPanId) return [];
+  return [
+    {
+      kind: "issue",
+      source: `the counter written onto ${issued.node}`,
+      counter: issued.counter,
+      at: Date.parse(issued.at),
+    },
+  ];
+}
+
+/** An NVRAM snapshot's counter, when the dump was read. */
+function snapshotFact(snapshot: { id: string; created_at: string; dump: NvramDump }): CounterFact {
+  return {
+    kind: "reading",
+    source: snapshot.id,
+    counter: networkOf(snapshot.dump).frame_counter,
+    at: Date.parse(snapshot.created_at),
+  };
+}
+
+/** A coordinator_backup.json's counter, at the time herdsman wrote it (else when it was captured). */
+function backupFact(backup: CoordinatorBackup, file: DataSnapshot | undefined): CounterFact {
+  return {
+    kind: "reading",
+    source: `coordinator_backup.json (${file?.id})`,
+    counter: networkOfBackup(backup).frame_counter,
+    at: backupDate(backup)?.getTime() ?? Date.parse(file?.created_at ?? ""),
+  };
+}
+
 /** How long after B is prepared A's counter is read at the latest, as far as the pre-raise is concerned. */
 const PRE_RAISE_LOOKAHEAD_MS = 120_000;
 
@@ -441,35 +477,19 @@ const PRE_RAISE_LOOKAHEAD_MS = 120_000;
 function preRaisedCounter(cx: ClusterContext, extendedPanId: string): number | undefined {
   const { frame_counter_increment: increment, frame_counter_rate: rate } = cx.config.failover;
   if (rate <= 0) return undefined;
-  const facts: CounterFact[] = [];
   const copy = lastCopyOf(cx, { extended_pan_id: extendedPanId });
-  if (copy)
-    facts.push({
-      kind: "reading",
-      source: copy.id,
-      counter: networkOf(copy.dump).frame_counter,
-      at: Date.parse(copy.created_at),
-    });
+  const facts: CounterFact[] = copy ? [snapshotFact(copy)] : [];
   const latest = cx.snapshots.latestData();
   const entry = latest?.files.find((f) => f.path === "coordinator_backup.json");
   if (latest && entry) {
     try {
       const backup = parseBackup(cx.snapshots.readObject(entry.sha256).toString("utf8"));
-      const network = networkOfBackup(backup);
-      if (network.extended_pan_id === extendedPanId)
-        facts.push({
-          kind: "reading",
-          source: `coordinator_backup.json (${latest.id})`,
-          counter: network.frame_counter,
-          at: backupDate(backup)?.getTime() ?? Date.parse(latest.created_at),
-        });
+      if (networkOfBackup(backup).extended_pan_id === extendedPanId) facts.push(backupFact(backup, latest));
     } catch {
       // An unreadable backup is no fact; the outage then raises from A's read as before.
     }
   }
-  const issued = cx.state.get().frame_counter_issued;
-  if (issued && issued.extended_pan_id === extendedPanId)
-    facts.push({ kind: "issue", source: issued.node, counter: issued.counter, at: Date.parse(issued.at) });
+  facts.push(...issuedFacts(cx, extendedPanId));
   if (facts.every((f) => f.kind === "issue")) return undefined;
   const target = resumeCounter(facts, Date.now() + PRE_RAISE_LOOKAHEAD_MS, rate, increment)?.target;
   if (target === undefined) return undefined;
@@ -766,10 +786,7 @@ function restageStep(cx: ClusterContext, ctx: TakeoverContext, node: string): St
       // As in a sync: a node monitoring already knows unreachable fails at once, not after SSH gives up.
       if (cx.unreachable(node))
         throw new StepFailure(`${node} is unreachable (monitoring has had no answer from it): not staged`);
-      const result = await stagingOf(cx, node).stage(targetManifest(cx, snapshot, node), (sha) =>
-        cx.snapshots.readObject(sha),
-      );
-      recordStaged(cx, node, snapshot.id, op.id);
+      const result = await stageSnapshot(cx, node, snapshot, op.id);
       cx.snapshots.prune(retention(cx));
       return `${result.files_uploaded} files uploaded (${result.bytes_moved} bytes)`;
     },
@@ -877,15 +894,13 @@ async function presumeTargetActive(
   ctx: TakeoverContext,
   error: unknown,
   signal: AbortSignal,
+  operationId: string,
 ): Promise<StepFailure> {
   const from = ctx.from;
   let staged = "";
   if (from && ctx.dataSnapshot && !cx.unreachable(from)) {
     try {
-      await stagingOf(cx, from).stage(targetManifest(cx, ctx.dataSnapshot, from), (sha) =>
-        cx.snapshots.readObject(sha),
-      );
-      recordStaged(cx, from, ctx.dataSnapshot.id, ctx.dataSnapshot.operation_id ?? "");
+      await stageSnapshot(cx, from, ctx.dataSnapshot, operationId);
       staged = `; ${from} has its own final data (${ctx.dataSnapshot.id}) staged`;
     } catch (stageError) {
       if (signal.aborted) throw stageError;
@@ -919,7 +934,7 @@ function rollbackSteps(
       key: "rollback-stop-target",
       name: `stop ${ctx.to}`,
       timeoutMs: 90_000,
-      run: async ({ signal }) => {
+      run: async ({ signal, op }) => {
         // Never started there and known unreachable: no need to wait for SSH to give up again.
         if (!ctx.startedTo && cx.unreachable(ctx.to))
           return `${ctx.to} is unreachable; zigbee2mqtt was never started there`;
@@ -935,7 +950,7 @@ function rollbackSteps(
           if (!ctx.startedTo)
             return `${ctx.to} did not answer (${(error as Error).message}); zigbee2mqtt was never started there`;
           // Maybe running and out of reach: starting the old active too could make two coordinators.
-          throw await presumeTargetActive(cx, ctx, error, signal);
+          throw await presumeTargetActive(cx, ctx, error, signal, op.id);
         }
       },
     },
@@ -1214,18 +1229,6 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
     run: async ({ signal }) => {
       ctx.touchedTo = true;
       const { frame_counter_increment: increment, frame_counter_rate: rate } = cx.config.failover;
-      const issued = cx.state.get().frame_counter_issued;
-      const issueOf = (extendedPanId: string): CounterFact[] =>
-        issued && issued.extended_pan_id === extendedPanId
-          ? [
-              {
-                kind: "issue",
-                source: `the counter written onto ${issued.node}`,
-                counter: issued.counter,
-                at: Date.parse(issued.at),
-              },
-            ]
-          : [];
       const staged = await stagingOf(cx, ctx.to).read();
       const latest = cx.snapshots.latestData();
       const backupFile = (staged?.snapshot_id && cx.snapshots.getData(staged.snapshot_id)) || latest;
@@ -1240,7 +1243,7 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
         const plan = resumeCounter(
           [
             { kind: "reading", source: `${ctx.from}'s dongle`, counter: fresh.frame_counter, at: Date.now() },
-            ...issueOf(fresh.extended_pan_id),
+            ...issuedFacts(cx, fresh.extended_pan_id),
           ],
           Date.now(),
           rate,
@@ -1274,16 +1277,9 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
       const identity = useBackup
         ? (backupNet as NonNullable<typeof backupNet>)
         : (nvramNet as NetworkIdentity);
-      const facts: CounterFact[] = [...issueOf(identity.extended_pan_id)];
-      if (nvram && nvramNet)
-        facts.push({ kind: "reading", source: nvram.id, counter: nvramNet.frame_counter, at: nvramTime });
-      if (backupNet)
-        facts.push({
-          kind: "reading",
-          source: `coordinator_backup.json (${backupFile?.id})`,
-          counter: backupNet.frame_counter,
-          at: backupTime,
-        });
+      const facts: CounterFact[] = issuedFacts(cx, identity.extended_pan_id);
+      if (nvram) facts.push(snapshotFact(nvram));
+      if (backup) facts.push(backupFact(backup, backupFile));
       const plan = resumeCounter(facts, Date.now(), rate, increment) as NonNullable<
         ReturnType<typeof resumeCounter>
       >;
