@@ -97,8 +97,10 @@ export class Z2mProcess {
   readonly startedAt = Date.now();
 
   private constructor(readonly child: ChildProcess) {
+    // "close", not "exit": only then has everything it printed been read from its pipes, so a
+    // failure message shows the lines that explain the exit code.
     this.exited = new Promise((resolve) => {
-      child.once("exit", (code, signal) => {
+      child.once("close", (code, signal) => {
         this.exitInfo = { code, signal };
         for (const l of this.listeners) l();
         resolve(this.exitInfo);
@@ -129,7 +131,7 @@ export class Z2mProcess {
     };
     child.stdout?.on("data", onData);
     child.stderr?.on("data", onData);
-    child.once("exit", () => file?.end());
+    child.once("close", () => file?.end());
     return proc;
   }
 
