@@ -9,6 +9,7 @@ import { Alerts } from "./cluster/alerts.js";
 import { Cluster } from "./cluster/cluster.js";
 import { type ClusterContext, frontendHostOf } from "./cluster/context.js";
 import { ClusterMetrics } from "./cluster/metrics.js";
+import { ArmingPreemption } from "./cluster/operations/standby.js";
 import { markInterrupted, OperationRunner } from "./cluster/runner.js";
 import { ConfigError } from "./config/load.js";
 import { type Config, MIN_TOKEN_LENGTH } from "./config/schema.js";
@@ -198,6 +199,7 @@ async function start(
     snapshots,
     metrics,
     exclude: excludeMatcher(config.sync.exclude),
+    arming: new ArmingPreemption(),
     // Replaced by the cluster, which owns the monitor.
     unreachable: () => false,
   };

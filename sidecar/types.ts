@@ -93,6 +93,23 @@ export interface ClusterState {
    * network: a coordinator counts on from it once started, which no snapshot may show yet.
    */
   frame_counter_issued?: { at: string; node: string; counter: number; extended_pan_id: string };
+  /**
+   * Standbys whose dongle holds the controller's freshest coordinator state, read back, with a
+   * frame counter ahead of the active's (operations/standby.ts): a failover onto one writes nothing.
+   */
+  armed?: Record<
+    string,
+    {
+      at: string;
+      /** restoreSourceOf's key: equal keys mean equal content, counters aside. */
+      source: string;
+      extended_pan_id: string;
+      counter: number;
+      /** The coordinator port it was armed through: another port is another dongle. */
+      port: string;
+      operation_id: string;
+    }
+  >;
 }
 
 export type NodeRole = "active" | "standby";
@@ -230,6 +247,8 @@ export interface NodeDetail extends NodeStatus {
     staging?: { snapshot_id: string | null; at: string | null };
     nvram?: { id: string; at: string } | null;
   };
+  /** What its dongle was armed with for a failover (operations/standby.ts); null: not armed. */
+  armed?: { at: string; counter: number; source: string } | null;
 }
 
 export interface SnapshotInfo {

@@ -220,6 +220,10 @@ export const nodeDetail = nodeStatus
         nvram: z.object({ id: z.string(), at: z.string() }).nullable().optional(),
       })
       .optional(),
+    armed: z.object({ at: z.string(), counter: z.number(), source: z.string() }).nullable().optional().meta({
+      description:
+        "What the node's dongle was armed with for a failover (written and read back after a sync, frame counter ahead of the active's); null when it is not armed",
+    }),
   })
   .meta({ id: "NodeDetail" });
 

@@ -280,6 +280,7 @@ export class Cluster implements ClusterService {
     const state = this.cx.state.get();
     const staged = state.staging?.[id];
     const nvram = state.last_nvram_snapshot;
+    const armed = state.armed?.[id];
     return {
       ...this.#nodeStatus(id),
       host: config.ssh.host,
@@ -291,17 +292,25 @@ export class Cluster implements ClusterService {
         staging: { snapshot_id: staged?.snapshot_id ?? null, at: staged?.at ?? null },
         nvram: nvram ? { id: nvram.id, at: nvram.at } : null,
       },
+      armed: armed ? { at: armed.at, counter: armed.counter, source: armed.source } : null,
     };
   }
 
   switchover(request: TakeoverRequest, trigger: string): OperationRecord {
     this.cx.runner.assertWritable();
+    this.#preemptArming("a switchover was requested");
     return this.cx.runner.start(switchoverPlan(this.cx, this.monitor, { ...request, trigger }));
   }
 
   failover(request: TakeoverRequest, trigger: string): OperationRecord {
     this.cx.runner.assertWritable();
+    this.#preemptArming("a failover was requested");
     return this.cx.runner.start(failoverPlan(this.cx, this.monitor, { ...request, trigger }));
+  }
+
+  /** A sync that is arming a standby ends soon instead (the request itself still gets its 409). */
+  #preemptArming(reason: string): void {
+    if (this.cx.runner.running?.kind === "sync") this.cx.arming.preempt(reason);
   }
 
   sync(trigger: string, reason?: string): OperationRecord {

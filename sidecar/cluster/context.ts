@@ -9,6 +9,7 @@ import type { BridgeWatcher } from "../z2m/watcher.js";
 import type { Alerts } from "./alerts.js";
 import { NotFoundError } from "./errors.js";
 import type { ClusterMetrics } from "./metrics.js";
+import type { ArmingPreemption } from "./operations/standby.js";
 import type { OperationRunner } from "./runner.js";
 
 /** Everything an operation may use, built once at start-up. */
@@ -26,6 +27,8 @@ export interface ClusterContext {
   metrics: ClusterMetrics;
   /** Matches data-dir paths that are never copied (log/, ota/, configured patterns). */
   exclude: (relativePath: string) => boolean;
+  /** Lets a wanted takeover stop a sync's arming of a standby (operations/standby.ts). */
+  arming: ArmingPreemption;
   /** Whether monitoring already knows the node is unreachable (so operations fail fast). */
   unreachable: (id: string) => boolean;
 }

@@ -238,7 +238,11 @@ export class FailoverPolicy {
     if (!state.automation.automatic_failover)
       return once("manual", "not acting", "automatic failover is switched off");
 
-    if (busy) return;
+    if (busy) {
+      // A sync's arming of a standby (up to a minute on a real link) must not hold up the action.
+      if (running?.kind === "sync") this.cx.arming.preempt(`${active} is down: the policy acts`);
+      return;
+    }
     const reachable = !unreachable;
     if (reachable && incident.restarts < this.cx.config.failover.restart_attempts) {
       incident.restarts++;

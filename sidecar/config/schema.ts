@@ -362,6 +362,13 @@ export const configSchema = z
          * copy t seconds old resumes at least rate × t above it (the old coordinator kept counting).
          */
         frame_counter_rate: z.number().min(0).max(1000).default(10),
+        /**
+         * Keep each standby's dongle holding the freshest coordinator state with its counter ahead
+         * (written and read back after a sync), so that a failover writes nothing in the outage.
+         */
+        arm_standby: z.boolean().default(true),
+        /** How far ahead an armed standby's counter reaches (frame_counter_rate × this); re-armed at half. */
+        arm_horizon: duration.default(21_600_000),
       })
       .prefault({}),
     monitor: z
@@ -442,6 +449,13 @@ export const configSchema = z
         seen.set(node.id, index);
       }
     });
+    const horizon = config.failover.arm_horizon;
+    if (horizon < 60_000)
+      ctx.addIssue({
+        code: "custom",
+        path: ["failover", "arm_horizon"],
+        message: "must be at least 1m (a standby would be re-armed at every sync)",
+      });
   });
 
 export type Config = z.output<typeof configSchema>;

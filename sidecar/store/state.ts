@@ -59,6 +59,19 @@ const stateSchema = z.object({
       extended_pan_id: z.string(),
     })
     .optional(),
+  armed: z
+    .record(
+      nodeId,
+      z.object({
+        at: timestamp,
+        source: z.string().min(1),
+        extended_pan_id: z.string(),
+        counter: z.number().int().nonnegative(),
+        port: z.string(),
+        operation_id: z.string(),
+      }),
+    )
+    .optional(),
 });
 
 /**

@@ -102,7 +102,9 @@ interface ModeResult {
   floor: Samples;
   /** Per round: stop + nvram_read + nvram_write + start → online, each measured alone. */
   floorSums: number[];
-  failover: { total: number[]; outage: number[] };
+  failover: { total: number[]; outage: number[]; steps: Samples; armed: number; runs: number };
+  /** The sync before each failover: its arming of the target (written and read back when it was not armed yet). */
+  arming: Samples;
   calls: [string, Phases][];
   notes: string[];
   /** How far the dongles' deliveries were off the link's computed schedule (realistic only). */
@@ -140,7 +142,7 @@ async function main(): Promise<void> {
         (s) => s.active === active && s.running_operation === null && standbyProbed(s, other(active)),
         300_000,
       );
-    const sync = async () => {
+    const sync = async (): Promise<OperationRecord | undefined> => {
       // The sidecar's own syncs (at start-up, after a change zigbee2mqtt reported) hold the runner.
       let op: OperationRecord | undefined;
       while (!op) {
@@ -150,6 +152,7 @@ async function main(): Promise<void> {
         else throw new Error(`POST /api/v1/sync: ${status} ${JSON.stringify(body)}`);
       }
       if (op.status !== "succeeded") failures.push(`sync ${op.id}: ${op.status} ${op.error?.message ?? ""}`);
+      return op;
     };
     const maintenance = (on: boolean) => api.call("PUT", "/api/v1/automation", { maintenance: on });
     try {
@@ -170,7 +173,8 @@ async function main(): Promise<void> {
           reference: { outage: [], steps: new Samples(), oldOnAir: 0, runs: 0 },
           floor: new Samples(),
           floorSums: [],
-          failover: { total: [], outage: [] },
+          failover: { total: [], outage: [], steps: new Samples(), armed: 0, runs: 0 },
+          arming: new Samples(),
           calls: [],
           notes: [],
         };
@@ -240,7 +244,15 @@ async function main(): Promise<void> {
         for (let i = 0; i < args.failovers; i++) {
           const from = (await api.status()).active as HostId;
           const to = other(from);
-          await sync();
+          const before = await sync();
+          const arm = before?.steps.find((s) => s.key === `arm:${to}`);
+          if (arm)
+            result.arming.add(
+              /^armed already/.test(arm.detail ?? "")
+                ? "arm B: armed already"
+                : "arm B: written and read back",
+              arm.duration_ms ?? 0,
+            );
           watcher.reset();
           log(`${mode} failover ${i + 1}/${args.failovers}: cut ${from}'s link, take over on ${to}`);
           const cut = Date.now();
@@ -253,6 +265,11 @@ async function main(): Promise<void> {
           if (op.status !== "succeeded")
             failures.push(`${mode} failover ${op.id}: ${op.status} ${op.error?.message ?? ""}`);
           else {
+            result.failover.runs++;
+            const rename = (text: string) =>
+              text.replace(/node\d+/g, (m) => (m === from ? "A" : m === to ? "B" : m));
+            for (const step of op.steps) result.failover.steps.add(rename(step.name), step.duration_ms ?? 0);
+            if (/^armed at /.test(String(op.result?.method ?? ""))) result.failover.armed++;
             result.failover.total.push(op.duration_ms ?? 0);
             // The broker may publish the cut node's will after the new active is online: the
             // outage is from the cut to the new active's online.
@@ -629,6 +646,18 @@ ${calls}
 ${HEADER}
 ${row("total (operation)", r.failover.total)}
 ${row("Zigbee outage (link cut → new active online)", r.failover.outage)}
+
+B was armed (its dongle already holding the network with its counter ahead, written by the sync
+before; docs/failover.md, "Armed standbys") in ${r.failover.armed} of ${r.failover.runs} failovers.
+Per step (A = the cut-off active, B = the new one):
+
+${HEADER}
+${r.failover.steps.rows().join("\n")}
+
+The sync before each failover, its arming of B (outside the outage):
+
+${HEADER}
+${r.arming.rows().join("\n")}
 ${restructurings(r)}`;
 }
 

@@ -5,7 +5,7 @@
  * standby is stopped, and the active's bridge state restored.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { OperationRecord } from "../../sidecar/types.js";
+import type { NodeDetail, OperationRecord } from "../../sidecar/types.js";
 import { opsSince, waitForDecision } from "./policy-helpers.js";
 import type { EventRecorder } from "./sidecar-api.js";
 import { type SidecarHandle, sharedLab, startSidecar } from "./sidecar-harness.js";
@@ -16,6 +16,7 @@ import {
   type Identity,
   identityOf,
   leaveNode1Active,
+  nvWriteCount,
   runningNodes,
   runWhenFree,
 } from "./takeover-checks.js";
@@ -29,7 +30,7 @@ let network: Identity;
 beforeAll(async () => {
   lab = await sharedLab();
   network = await freshNetwork(lab);
-  h = await startSidecar(lab, { failover: { automatic: false } });
+  h = await startSidecar(lab, { failover: { automatic: false, arm_standby: true } });
   events = h.api.events();
   await events.ready;
   // The controller's freshest coordinator state: a sync with a coordinator backup just taken.
@@ -58,7 +59,20 @@ async function finishedFences(node: string): Promise<OperationRecord[]> {
 }
 
 describe("unplanned failover", () => {
-  it("node1's link cut: node2 takes the network above node1's counter; node1 is fenced when it comes back", async () => {
+  it("node1's link cut: node2, armed by the sync, takes the network above node1's counter with nothing written in the outage; node1 is fenced when it comes back", async () => {
+    // The sync armed node2: its dongle holds the network, parked, its counter ahead of node1's.
+    const armed = (await h.api.call<NodeDetail>("GET", "/api/v1/nodes/node2")).armed;
+    expect(armed?.source).toMatch(/^backup:/);
+    const held = await dongleAtRest(lab, "node2");
+    expect(held).toMatchObject({ state: "hold", configured: true, pan_id: network.pan_id });
+    expect(held.nwk_frame_counter).toBe(armed?.counter);
+    expect(held.nwk_frame_counter).toBeGreaterThan((await lab.simulator("node1").status()).nwk_frame_counter);
+    // A sync that finds nothing new leaves an armed dongle alone.
+    const writesBefore = await nvWriteCount(lab, "node2");
+    const again = await runWhenFree(h.api, "sync");
+    expect(again.steps.find((s) => s.key === "arm:node2")?.detail).toMatch(/^armed already with/);
+    expect(await nvWriteCount(lab, "node2")).toBe(writesBefore);
+
     await lab.fault("cut-link", "node1");
     try {
       const op = await runWhenFree(h.api, "failover", {
@@ -69,7 +83,13 @@ describe("unplanned failover", () => {
       expect(op.params).toMatchObject({ from: "node1", to: "node2" });
       // node1 could not be reached: nothing stopped it; it is marked fenced and an alert says so.
       expect(op.result?.fence).toMatchObject({ how: "none", ok: false });
-      expect(op.result?.method).toMatch(/^network_restore of coordinator_backup\.json/);
+      expect(op.result?.method).toMatch(/^armed at .* with coordinator_backup\.json .*: nothing written$/);
+      expect(op.steps.find((s) => s.key === "verify-target-coordinator")?.detail).toMatch(
+        /^read back when it was armed/,
+      );
+      // Nothing was written onto node2's dongle in the outage, and it is no longer armed (it runs).
+      expect(await nvWriteCount(lab, "node2")).toBe(writesBefore);
+      expect((await h.api.call<NodeDetail>("GET", "/api/v1/nodes/node2")).armed).toBeNull();
       const status = await h.api.status();
       expect(status.active).toBe("node2");
       expect(Object.keys(status.fenced)).toEqual(["node1"]);

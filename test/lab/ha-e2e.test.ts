@@ -341,6 +341,15 @@ describe("in the browser (Debian's Chromium, headless)", () => {
 
   beforeAll(async () => {
     mkdirSync(shots(), { recursive: true });
+    // The pages are captured settled, as a user mostly sees them: the sidecar's restart above
+    // starts a sync (which also arms the standbys' dongles), and the pages would show it running.
+    await hass.waitForState(entity("current_operation"), (s) => s.state === "idle", "idle", 180_000);
+    await hass.waitForState(
+      entity("node2_health"),
+      (s) => s.state === "standby_ready",
+      "node2 standby, ready",
+      180_000,
+    );
     browser = await openBrowser(hass.url);
     await logIn(browser.page, hass.url, OWNER);
   }, 120_000);

@@ -46,7 +46,13 @@ async function sidecarWith(restartAttempts: number): Promise<SidecarHandle> {
   const stateDir = h ? join(dirname(h.configPath), "state") : undefined;
   await h?.stop();
   h = await startSidecar(lab, {
-    failover: { automatic: true, grace: `${GRACE_MS}ms`, restart_attempts: restartAttempts, cooldown: "1s" },
+    failover: {
+      automatic: true,
+      grace: `${GRACE_MS}ms`,
+      restart_attempts: restartAttempts,
+      cooldown: "1s",
+      arm_standby: true,
+    },
     monitor: {
       probe_interval: `${PROBE_INTERVAL_MS}ms`,
       probe_timeout: `${PROBE_TIMEOUT_MS}ms`,

@@ -28,7 +28,7 @@ beforeAll(async () => {
   lab = await sharedLab();
   network = await freshNetwork(lab);
   h = await startSidecar(lab, {
-    failover: { automatic: false },
+    failover: { automatic: false, arm_standby: false },
     // node3's zigbee2mqtt starts the coordinator, then exits: its broker address is wrong.
     nodes: { node3: { overrides: { "mqtt.server": `mqtt://${lab.info.controller.address}:1884` } } },
   });

@@ -56,7 +56,10 @@ export async function startSidecar(
   overrides: Record<string, unknown> = {},
 ): Promise<SidecarHandle> {
   const configPath = lab.sidecarConfig({
-    failover: { automatic: false },
+    // Arming a standby (a reset, a write and a read back of its dongle after a sync) is the
+    // product's default, on in the takeover tests (failover, monitoring, takeover); elsewhere it
+    // would only add its ~5 s per standby and network to every start-up sync.
+    failover: { automatic: false, arm_standby: false },
     sync: { interval: "1h" },
     monitor: { probe_interval: "1s", failures: 3 },
     ...overrides,

@@ -121,7 +121,13 @@ beforeAll(async () => {
   const dead = lab.info.subnet.replace(/\.0\/24$/, ".250");
   h = await startSidecar(lab, {
     cluster_name: CLUSTER,
-    failover: { automatic: true, grace: `${GRACE_MS}ms`, restart_attempts: 0, cooldown: "1s" },
+    failover: {
+      automatic: true,
+      grace: `${GRACE_MS}ms`,
+      restart_attempts: 0,
+      cooldown: "1s",
+      arm_standby: false,
+    },
     monitor: { probe_interval: "1s", probe_timeout: "1s", failures: 3 },
     snmp: {
       prototype_compat: "also",

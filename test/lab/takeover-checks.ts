@@ -139,3 +139,13 @@ export async function backgroundOperation(
   const own = running.trigger !== "api" && (running.kind === "sync" || running.kind === "check");
   return own ? running : undefined;
 }
+
+const NV_WRITES = ["nvWrite", "osalNvWrite", "osalNvWriteExt", "osalNvItemInit", "nvDelete", "osalNvDelete"];
+
+/** How many NV writes (and deletes) a dongle has received since its simulator started. */
+export async function nvWriteCount(lab: Lab, node: string): Promise<number> {
+  const { commands } = await lab.simulator(node).stats();
+  return Object.entries(commands)
+    .filter(([name]) => NV_WRITES.some((w) => name.endsWith(`.${w}`)))
+    .reduce((n, [, count]) => n + count, 0);
+}

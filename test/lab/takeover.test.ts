@@ -36,7 +36,7 @@ function sidecarConfig(node3Overrides: Record<string, string | number>): Record<
   const nodes: Record<string, unknown> = {};
   for (const id of lab.info.nodeIds) nodes[id] = { ssh };
   nodes.node3 = { ssh, overrides: node3Overrides };
-  return { failover: { automatic: false, frame_counter_increment: INCREMENT }, nodes };
+  return { failover: { automatic: false, frame_counter_increment: INCREMENT, arm_standby: true }, nodes };
 }
 
 let lab: Lab;

@@ -72,7 +72,20 @@ export function withTool<T>(
   run: (node: ZigbeeNode, signal: AbortSignal) => Promise<T>,
   notes?: string[],
 ): Promise<T> {
+  // Reading and parking leave NVRAM as it is; anything else may change what the dongle holds.
+  if (!READS_ONLY.has(what)) forgetArmed(cx, id);
   return withRetries(cx, `${what} on ${id}`, TOOL_ATTEMPTS, signal, () => run(nodeOf(cx, id), signal), notes);
+}
+
+/** Tool runs after which a dongle holds what it held before. */
+const READS_ONLY = new Set(["nvram_read", "park the coordinator"]);
+
+/** The dongle of `node` is about to be written, or ran the network: what it was armed with is gone. */
+export function forgetArmed(cx: ClusterContext, node: string): void {
+  if (!cx.state.get().armed?.[node]) return;
+  cx.state.update((s) => {
+    if (s.armed) delete s.armed[node];
+  });
 }
 
 /** nvram_read on a node, retried as every coordinator tool is. */

@@ -1,10 +1,4 @@
-import {
-  backupDate,
-  type CoordinatorBackup,
-  networkOfBackup,
-  parseBackup,
-  toZigpyBackup,
-} from "../../coordinator/backup.js";
+import { networkOfBackup, parseBackup } from "../../coordinator/backup.js";
 import { type CounterFact, resumeCounter } from "../../coordinator/frame-counter.js";
 import {
   changedItems,
@@ -35,6 +29,16 @@ import {
   waitOnline,
   withTool,
 } from "./common.js";
+import {
+  type ArmedRecord,
+  armedWith,
+  backupFact,
+  counterPlan,
+  issuedFacts,
+  restoreOnto,
+  restoreSourceOf,
+  snapshotFact,
+} from "./standby.js";
 import { captureDataDir, retention, stageSnapshot } from "./sync.js";
 
 export interface TakeoverContext {
@@ -68,6 +72,8 @@ export interface TakeoverContext {
     controller: AbortController;
     done: Promise<{ ok: true; detail: string; ms: number } | { ok: false; error: unknown; ms: number }>;
   };
+  /** Failover: the target's dongle was armed with the state restored (nothing written in the outage). */
+  armed?: ArmedRecord;
   /** Set once the target is confirmed online: from here on there is no rolling back. */
   committed: boolean;
   /** A stop was sent to the old active's zigbee2mqtt by this operation (so rollback restarts it). */
@@ -431,40 +437,6 @@ function prepareTargetStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeo
   };
 }
 
-/** The last counter the controller wrote onto a dongle, as a fact about this network (none for another). */
-function issuedFacts(cx: ClusterContext, extendedPanId: string): CounterFact[] {
-  const issued = cx.state.get().frame_counter_issued;
-  if (!issued || issued.extended_pan_id !== extendedPanId) return [];
-  return [
-    {
-      kind: "issue",
-      source: `the counter written onto ${issued.node}`,
-      counter: issued.counter,
-      at: Date.parse(issued.at),
-    },
-  ];
-}
-
-/** An NVRAM snapshot's counter, when the dump was read. */
-function snapshotFact(snapshot: { id: string; created_at: string; dump: NvramDump }): CounterFact {
-  return {
-    kind: "reading",
-    source: snapshot.id,
-    counter: networkOf(snapshot.dump).frame_counter,
-    at: Date.parse(snapshot.created_at),
-  };
-}
-
-/** A coordinator_backup.json's counter, at the time herdsman wrote it (else when it was captured). */
-function backupFact(backup: CoordinatorBackup, file: DataSnapshot | undefined): CounterFact {
-  return {
-    kind: "reading",
-    source: `coordinator_backup.json (${file?.id})`,
-    counter: networkOfBackup(backup).frame_counter,
-    at: backupDate(backup)?.getTime() ?? Date.parse(file?.created_at ?? ""),
-  };
-}
-
 /** How long after B is prepared A's counter is read at the latest, as far as the pre-raise is concerned. */
 const PRE_RAISE_LOOKAHEAD_MS = 120_000;
 
@@ -759,6 +731,8 @@ function persistStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverCon
       cx.state.update((s) => {
         s.active = ctx.to;
         delete s.fenced[ctx.to];
+        // It runs the network now: its counter and tables move on from what it was armed with.
+        if (s.armed) delete s.armed[ctx.to];
         s.last_switchover = {
           at: new Date().toISOString(),
           operation_id: op.id,
@@ -1148,7 +1122,9 @@ function fenceStep(cx: ClusterContext, ctx: TakeoverContext): Step<TakeoverConte
         ctx.notes.push(`${from} is unreachable (monitoring has had no answer from it): not tried over SSH`);
       try {
         if (skipSsh) throw new Error("unreachable");
-        const state = await node.serviceState(within(8_000));
+        // The first answer gets what monitoring gives a probe: a node that cannot answer that
+        // quickly is fenced by the fence command instead, and every second here is outage.
+        const state = await node.serviceState(within(cx.config.monitor.probe_timeout));
         if (state !== "stopped") await node.stopService(within(30_000));
         const after = await node.serviceState(within(8_000));
         if (after !== "running") {
@@ -1229,16 +1205,8 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
     run: async ({ signal }) => {
       ctx.touchedTo = true;
       const { frame_counter_increment: increment, frame_counter_rate: rate } = cx.config.failover;
-      const staged = await stagingOf(cx, ctx.to).read();
-      const latest = cx.snapshots.latestData();
-      const backupFile = (staged?.snapshot_id && cx.snapshots.getData(staged.snapshot_id)) || latest;
-      const backupEntry = backupFile?.files.find((f) => f.path === "coordinator_backup.json");
-      const backup = backupEntry
-        ? parseBackup(cx.snapshots.readObject(backupEntry.sha256).toString("utf8"))
-        : undefined;
-      const lastNvram = cx.state.get().last_nvram_snapshot;
-      const nvram = lastNvram ? cx.snapshots.getNvram(lastNvram.id) : cx.snapshots.latestNvram();
       if (ctx.freshDump) {
+        ctx.touchedTo = true;
         const fresh = networkOf(ctx.freshDump);
         const plan = resumeCounter(
           [
@@ -1262,59 +1230,30 @@ function restoreCoordinatorStep(cx: ClusterContext, ctx: TakeoverContext): Step<
         ctx.frameCounter = { before: fresh.frame_counter, restored: target };
         return `${ctx.method}: frame counter ${fresh.frame_counter} → ${target}`;
       }
-      if (!backup && !nvram) {
+      const source = await restoreSourceOf(cx, ctx.to);
+      if (!source) {
         throw new StepFailure(
           "the controller holds neither an NVRAM snapshot nor a coordinator_backup.json: nothing to restore from",
         );
       }
-      const nvramNet = nvram ? networkOf(nvram.dump) : undefined;
-      const backupNet = backup ? networkOfBackup(backup) : undefined;
-      const backupTime = backup
-        ? (backupDate(backup)?.getTime() ?? Date.parse(backupFile?.created_at ?? ""))
-        : Number.NaN;
-      const nvramTime = nvram ? Date.parse(nvram.created_at) : Number.NaN;
-      const useBackup = !!backup && (!nvram || !(nvramTime > backupTime));
-      const identity = useBackup
-        ? (backupNet as NonNullable<typeof backupNet>)
-        : (nvramNet as NetworkIdentity);
-      const facts: CounterFact[] = issuedFacts(cx, identity.extended_pan_id);
-      if (nvram) facts.push(snapshotFact(nvram));
-      if (backup) facts.push(backupFact(backup, backupFile));
-      const plan = resumeCounter(facts, Date.now(), rate, increment) as NonNullable<
-        ReturnType<typeof resumeCounter>
-      >;
-      const target = plan.target;
-      // Before the target's dongle is touched: a counter that would wrap cannot be restored.
-      checkCounter(target);
-      ctx.expected = {
-        ieee: identity.ieee,
-        pan_id: identity.pan_id,
-        extended_pan_id: identity.extended_pan_id,
-        channel: identity.channel,
-      };
-      await withTool(cx, ctx.to, "nvram_reset", signal, (n, s) => n.nvramReset(s), ctx.notes);
-      if (useBackup && backup && backupNet) {
-        const bump = target - backupNet.frame_counter;
-        ctx.method = `network_restore of coordinator_backup.json (${backupFile?.id}) with -c ${bump}`;
-        const text = JSON.stringify(toZigpyBackup(backup), null, 2);
-        await withTool(
-          cx,
-          ctx.to,
-          "network_restore",
-          signal,
-          (n, s) => n.networkRestore(text, bump, s),
-          ctx.notes,
-        );
-      } else if (nvram) {
-        ctx.method = `nvram_write of ${nvram.id} with frame counters raised to ${target}`;
-        const raised = raiseFrameCounter(nvram.dump, target);
-        ctx.dump = raised;
-        const text = JSON.stringify(raised, null, 4);
-        await withTool(cx, ctx.to, "nvram_write", signal, (n, s) => n.nvramWrite(text, s), ctx.notes);
-      }
-      ctx.frameCounter = { before: plan.from.counter, restored: target };
+      const plan = counterPlan(cx, source, Date.now());
+      ctx.expected = { ...source.identity };
       const why = `${plan.from.source} at ${plan.from.counter}${plan.allowance ? ` + ${plan.allowance} for its age` : ""} + ${increment}`;
-      return `${ctx.method}: frame counter ${plan.from.counter} → ${target} (${why})`;
+      const armed = armedWith(cx, ctx.to, source, plan.target);
+      if (armed) {
+        // Written and read back while the old active still ran (a sync's arming); nothing since
+        // wrote that dongle (withTool forgets an armed record before any write).
+        ctx.armed = armed;
+        ctx.method = `armed at ${armed.at} with ${source.label}, frame counter ${armed.counter}: nothing written`;
+        ctx.frameCounter = { before: plan.from.counter, restored: armed.counter };
+        return `${ctx.method} (it needs at least ${plan.target}: ${why})`;
+      }
+      ctx.touchedTo = true;
+      const restored = await restoreOnto(cx, ctx.to, source, plan.target, signal, ctx.notes);
+      ctx.method = restored.method;
+      if (restored.dump) ctx.dump = restored.dump;
+      ctx.frameCounter = { before: plan.from.counter, restored: plan.target };
+      return `${ctx.method}: frame counter ${plan.from.counter} → ${plan.target} (${why})`;
     },
   };
 }
@@ -1325,6 +1264,8 @@ function verifyRestoreStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeo
     name: `verify coordinator on ${ctx.to}`,
     timeoutMs: toolStepTimeout(cx, ctx.to),
     run: async ({ signal }) => {
+      if (ctx.armed)
+        return `read back when it was armed (${ctx.armed.at}), written by nothing since; zigbee2mqtt's start is checked against IEEE ${ctx.expected.ieee}, PAN ${ctx.expected.pan_id}, channel ${ctx.expected.channel}`;
       const text = await readNvram(cx, ctx.to, signal, ctx.notes);
       const dump = parseNvram(text, { requireNetwork: true });
       const network = checkIdentity(dump, ctx.expected, `${ctx.to}'s dongle after the restore`);

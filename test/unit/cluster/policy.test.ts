@@ -8,6 +8,7 @@ import { Alerts } from "../../../sidecar/cluster/alerts.js";
 import type { ClusterContext } from "../../../sidecar/cluster/context.js";
 import { ClusterMetrics } from "../../../sidecar/cluster/metrics.js";
 import type { Monitor } from "../../../sidecar/cluster/monitor.js";
+import { ArmingPreemption } from "../../../sidecar/cluster/operations/standby.js";
 import { FailoverPolicy } from "../../../sidecar/cluster/policy.js";
 import { OperationRunner } from "../../../sidecar/cluster/runner.js";
 import { parseConfig } from "../../../sidecar/config/load.js";
@@ -98,6 +99,7 @@ function setup(failover: Record<string, unknown> = {}) {
     metrics: new ClusterMetrics(createRegistry(), ["node1", "node2"]),
     nodes: new Map(config.nodes.map((n) => [n.id, { id: n.id, config: n }])),
     logger: { warn() {}, error() {}, info() {}, debug() {} },
+    arming: new ArmingPreemption(),
   } as unknown as ClusterContext;
   statuses = { node1: nodeStatus("node1", {}), node2: nodeStatus("node2", {}) };
   failures = { node1: { count: 0 }, node2: { count: 0 } };
@@ -165,6 +167,42 @@ describe("failover policy", () => {
       detail: "fail over from node1 to node2",
       detection_to_action_ms: expect.any(Number),
     });
+  });
+
+  it("a sync arming a standby when the policy must act: the arming is preempted, then the failover", async () => {
+    setup({ restart_attempts: 0 });
+    // A sync whose arming step only ends when it is preempted (as its remote tool would).
+    const sync = cx.runner.start({
+      kind: "sync",
+      mutating: true,
+      trigger: "test",
+      params: {},
+      ctx: {},
+      steps: [
+        {
+          key: "arm:node2",
+          name: "arm coordinator on node2",
+          timeoutMs: 600_000,
+          run: () =>
+            new Promise<string>((resolve) =>
+              cx.arming.signal.addEventListener("abort", () => resolve("not armed: preempted"), {
+                once: true,
+              }),
+            ),
+        },
+      ],
+    });
+    crash();
+    await at(5);
+    // Detection goes on during a sync, and nothing is cut short before the grace period.
+    expect(cx.arming.signal.aborted).toBe(false);
+    await at(11);
+    expect(cx.arming.signal.aborted).toBe(true);
+    expect(actions).toEqual([]);
+    await vi.waitFor(() => expect(cx.runner.running).toBeUndefined());
+    expect(cx.runner.get(sync.id)?.steps[0]?.detail).toBe("not armed: preempted");
+    await at(12);
+    expect(actions).toEqual(["failover node2"]);
   });
 
   it("restart_attempts 0: straight to failover after the grace period", async () => {
