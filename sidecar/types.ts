@@ -231,6 +231,8 @@ export interface ClusterStatus {
   last_sync: NonNullable<ClusterState["last_sync"]> | null;
   last_switchover: NonNullable<ClusterState["last_switchover"]> | null;
   last_nvram_snapshot: NonNullable<ClusterState["last_nvram_snapshot"]> | null;
+  /** The newest coordinator state held, driver-neutral: an NVRAM snapshot or a data snapshot's backup. */
+  last_coordinator_snapshot?: { at: string; id: string; node: string; kind: "nvram" | "backup" } | null;
   fenced: ClusterState["fenced"];
   running_operation: OperationRecord | null;
   alerts: Alert[];

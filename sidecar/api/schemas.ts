@@ -200,6 +200,19 @@ export const status = z
       })
       .nullable(),
     last_nvram_snapshot: z.object({ at: z.string(), id: z.string(), node: z.string() }).nullable(),
+    last_coordinator_snapshot: z
+      .object({
+        at: z.string(),
+        id: z.string(),
+        node: z.string(),
+        kind: z.enum(["nvram", "backup"]),
+      })
+      .nullable()
+      .optional()
+      .meta({
+        description:
+          "The newest coordinator state the controller holds, whatever the driver: an NVRAM snapshot (zstack-nvram) or the coordinator_backup.json of a data snapshot",
+      }),
     fenced: z.record(z.string(), z.object({ at: z.string(), reason: z.string() })),
     running_operation: operationRecord.nullable(),
     alerts: z.array(alert),

@@ -1,5 +1,4 @@
 import { redactOverrides } from "../config/secret.js";
-import { parseNvram } from "../coordinator/nvram.js";
 import type {
   AutomationState,
   ClusterInfo,
@@ -16,12 +15,13 @@ import { type ClusterContext, nodeOf } from "./context.js";
 import { NotFoundError, PreconditionError } from "./errors.js";
 import { Monitor } from "./monitor.js";
 import { checkPlan } from "./operations/check.js";
-import { asStepFailure, readNvram, stopAndConfirm, waitOnline, withTool } from "./operations/common.js";
+import { pinnedSnapshots, restoreSnapshotPlan } from "./operations/data-dir.js";
+import { releaseFencedPlan, stopStrayPlan } from "./operations/fencing.js";
 import { recoveryPlan } from "./operations/recovery.js";
-import { pinnedSnapshots, stageSnapshot, syncPlan } from "./operations/sync.js";
+import { restartPlan } from "./operations/restart.js";
+import { syncPlan } from "./operations/sync.js";
 import { failoverPlan, readyStandbys, switchoverPlan } from "./operations/takeover.js";
 import { FailoverPolicy } from "./policy.js";
-import { StepFailure } from "./runner.js";
 import { Scheduler } from "./scheduler.js";
 import type { ClusterService, TakeoverRequest } from "./service.js";
 
@@ -51,11 +51,16 @@ export class Cluster implements ClusterService {
     this.monitor = new Monitor(cx);
     cx.unreachable = (id) => this.monitor.status(id)?.health === "unreachable";
     this.policy = new FailoverPolicy(cx, this.monitor, {
-      restart: (node, trigger, reason) => this.#startQuietly(() => this.#restart(node, trigger, reason)),
+      restart: (node, trigger, reason) =>
+        this.#startQuietly(() =>
+          this.cx.runner.start(restartPlan(this.cx, this.monitor, node, trigger, reason)),
+        ),
       failover: (target, trigger, reason) =>
         this.#startQuietly(() => this.failover({ target, reason }, trigger)),
-      stopStray: (node, why) => this.#startQuietly(() => this.#stopStray(node, why)),
-      releaseFenced: (node, why) => this.#startQuietly(() => this.#releaseFenced(node, why)),
+      stopStray: (node, why) =>
+        this.#startQuietly(() => this.cx.runner.start(stopStrayPlan(this.cx, this.monitor, node, why))),
+      releaseFenced: (node, why) =>
+        this.#startQuietly(() => this.cx.runner.start(releaseFencedPlan(this.cx, node, why))),
     });
     this.scheduler = new Scheduler(cx, this.monitor, {
       sync: (trigger, reason) => this.#startQuietly(() => this.sync(trigger, reason)),
@@ -269,10 +274,24 @@ export class Cluster implements ClusterService {
       last_sync: state.last_sync ?? null,
       last_switchover: state.last_switchover ?? null,
       last_nvram_snapshot: state.last_nvram_snapshot ?? null,
+      last_coordinator_snapshot: this.#lastCoordinatorSnapshot(),
       fenced: state.fenced,
       running_operation: this.cx.runner.running ?? null,
       alerts: this.cx.alerts.list(),
     };
+  }
+
+  /** The newer of the last NVRAM snapshot and the newest data snapshot with a coordinator backup. */
+  #lastCoordinatorSnapshot(): ClusterStatus["last_coordinator_snapshot"] {
+    const nvram = this.cx.state.get().last_nvram_snapshot;
+    const data = this.cx.snapshots.latestData();
+    const backup = data?.files.some((f) => f.path === "coordinator_backup.json")
+      ? { at: data.created_at, id: data.id, node: data.node, kind: "backup" as const }
+      : undefined;
+    const fromNvram = nvram ? { ...nvram, kind: "nvram" as const } : undefined;
+    if (!backup) return fromNvram ?? null;
+    if (!fromNvram) return backup;
+    return Date.parse(fromNvram.at) >= Date.parse(backup.at) ? fromNvram : backup;
   }
 
   node(id: string): NodeDetail {
@@ -382,24 +401,7 @@ export class Cluster implements ClusterService {
         `${node} is the active node: a snapshot is restored only into a standby's staging dir`,
       );
     }
-    return this.cx.runner.start({
-      kind: "restore-snapshot",
-      mutating: true,
-      trigger,
-      params: { snapshot: id, node },
-      ctx: {},
-      steps: [
-        {
-          key: `stage:${node}`,
-          name: `stage ${id} on ${node}`,
-          timeoutMs: 300_000,
-          run: async ({ op }) => {
-            const result = await stageSnapshot(this.cx, node, snapshot, op.id);
-            return `${result.files_uploaded} files uploaded (${result.bytes_moved} bytes), ${result.files_linked} unchanged`;
-          },
-        },
-      ],
-    });
+    return this.cx.runner.start(restoreSnapshotPlan(this.cx, snapshot, node, trigger));
   }
 
   stopNode(id: string, trigger: string, reason?: string): OperationRecord {
@@ -409,175 +411,9 @@ export class Cluster implements ClusterService {
         `${id} is the active node: stopping it would stop the Zigbee network; switch over or fail over instead`,
       );
     this.cx.runner.assertWritable();
-    return this.#stopStray(id, reason ?? `stop requested (${trigger})`, trigger);
-  }
-
-  /** Restarts zigbee2mqtt in place on the active node (the policy's first answer to a crash). */
-  #restart(node: string, trigger: string, reason: string): OperationRecord {
-    return this.cx.runner.start({
-      kind: "restart",
-      mutating: true,
-      trigger,
-      reason,
-      params: { node },
-      ctx: {},
-      steps: [
-        {
-          key: "start",
-          name: `start ${node}`,
-          timeoutMs: 90_000,
-          run: async () => {
-            try {
-              await nodeOf(this.cx, node).startService();
-            } catch (error) {
-              throw asStepFailure(error);
-            }
-            return "service started";
-          },
-        },
-        {
-          key: "wait-online",
-          name: `wait for ${node} online`,
-          timeoutMs: 125_000,
-          run: async ({ signal }) => {
-            const detail = await waitOnline(this.cx, node, {}, 120_000, signal);
-            await this.monitor.probe(node, false);
-            return detail;
-          },
-        },
-      ],
-    });
-  }
-
-  /** Parks a node's coordinator: a soft reset after which it holds its NVRAM but runs no network. */
-  async #park(node: string, signal: AbortSignal): Promise<string> {
-    const text = await readNvram(this.cx, node, signal);
-    const legacy = parseNvram(text).LEGACY ?? {};
-    // The step's abort also ends the remote tool.
-    const item = await withTool(this.cx, node, "park the coordinator", signal, (n, s) =>
-      n.parkCoordinator(legacy, s),
+    return this.cx.runner.start(
+      stopStrayPlan(this.cx, this.monitor, id, reason ?? `stop requested (${trigger})`, trigger),
     );
-    return `soft reset (nvram_write of ${item} unchanged): its coordinator holds`;
-  }
-
-  /**
-   * A fenced node is back with zigbee2mqtt stopped: it is a standby like any other once its
-   * coordinator runs no network. Parked (a soft reset, NVRAM kept), or found unplugged (no power,
-   * nothing on the air), the fence is lifted; otherwise it stays and the guard tries again later.
-   */
-  #releaseFenced(node: string, why: string): OperationRecord {
-    let parked: string | undefined;
-    return this.cx.runner.start({
-      kind: "fence",
-      mutating: true,
-      trigger: "guard",
-      reason: why,
-      params: { node, active: this.cx.state.get().active },
-      ctx: {},
-      steps: [
-        {
-          key: "park-fenced",
-          name: `park the coordinator on ${node}`,
-          timeoutMs: 300_000,
-          continueOnFailure: true,
-          run: async ({ signal }) => {
-            if (!(await nodeOf(this.cx, node).portPresent())) {
-              parked = "its dongle is unplugged: nothing of it is on the air";
-              return parked;
-            }
-            parked = await this.#park(node, signal);
-            return parked;
-          },
-        },
-        {
-          key: "lift-fence",
-          name: `lift the fence on ${node}`,
-          timeoutMs: 10_000,
-          run: async () => {
-            if (!parked)
-              throw new StepFailure(
-                `${node}'s coordinator could not be parked and may still run the network: it stays fenced`,
-              );
-            this.cx.state.update((s) => {
-              delete s.fenced[node];
-            });
-            this.cx.alerts.clear("fence_failed", node);
-            return `${node} is reachable again, zigbee2mqtt is stopped and ${parked}: it is a standby like any other`;
-          },
-        },
-      ],
-    });
-  }
-
-  /** Split-brain guard's action: stop zigbee2mqtt on a node that must not run it. */
-  #stopStray(node: string, why: string, trigger = "guard"): OperationRecord {
-    const active = this.cx.state.get().active;
-    return this.cx.runner.start({
-      kind: "fence",
-      mutating: true,
-      trigger,
-      reason: why,
-      params: { node, active },
-      ctx: {},
-      steps: [
-        {
-          key: "stop-stray",
-          name: `stop zigbee2mqtt on ${node}`,
-          timeoutMs: 90_000,
-          run: async () => {
-            try {
-              return await stopAndConfirm(this.cx, node);
-            } catch (error) {
-              throw asStepFailure(error);
-            }
-          },
-        },
-        {
-          // zigbee2mqtt is stopped, but Z-Stack keeps running a network it started (a fenced old
-          // active's, or one a hand-started standby formed or restored): left alone, the chip stays
-          // on the air as a second coordinator. A soft reset (parking) makes it hold, NVRAM kept.
-          key: "park-stray",
-          name: `park the coordinator on ${node}`,
-          timeoutMs: 300_000,
-          continueOnFailure: true,
-          run: ({ signal }) => this.#park(node, signal),
-        },
-        {
-          key: "look-again",
-          name: "look again",
-          timeoutMs: 30_000,
-          run: async () => {
-            const status = await this.monitor.probe(node, false);
-            if (status.zigbee2mqtt_running) throw new StepFailure(`zigbee2mqtt still runs on ${node}`);
-            this.cx.alerts.clear("split_brain", node);
-            return `${node}: zigbee2mqtt stopped; ${active ?? "no node"} remains active`;
-          },
-        },
-        {
-          // The stray's clean stop left bridge/state "offline" (retained) although the active still
-          // runs; restarting the active's zigbee2mqtt republishes its state and info.
-          key: "restore-bridge-state",
-          name: "restore the active's bridge state",
-          timeoutMs: 240_000,
-          run: async ({ signal }) => {
-            if (!active) return "no active node";
-            await new Promise((r) => setTimeout(r, 1000));
-            const bridge = this.cx.watcher.status();
-            if (bridge.state === "online" && bridge.publishing_node === active)
-              return "bridge state is the active's";
-            const state = await nodeOf(this.cx, active).serviceState();
-            if (state !== "running") return `${active} does not run zigbee2mqtt: left to the failover policy`;
-            try {
-              await stopAndConfirm(this.cx, active);
-              await nodeOf(this.cx, active).startService();
-            } catch (error) {
-              throw asStepFailure(error);
-            }
-            return await waitOnline(this.cx, active, {}, 180_000, signal);
-          },
-        },
-      ],
-    });
   }
 
   async close(): Promise<void> {

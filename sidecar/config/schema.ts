@@ -83,6 +83,14 @@ const nodeId = z
 
 const absolutePath = z.string().regex(/^\//, "must be an absolute path");
 
+/** A serial device on the node, or a network-attached coordinator (one TCP client at a time). */
+const coordinatorPort = z
+  .string()
+  .regex(
+    /^(\/|tcp:\/\/[^\s/:]+:\d{1,5}$)/,
+    "must be an absolute path (a /dev/serial/by-id/… link) or tcp://host:port",
+  );
+
 /**
  * A directory the sidecar writes into and deletes from on a node: absolute, normalised (no "."
  * or ".." parts, no doubled or trailing "/"), and never the root or a top-level system directory,
@@ -165,12 +173,36 @@ const nodeSchema = z
     staging_dir: nodeDir,
     coordinator: z
       .strictObject({
-        port: absolutePath.default("/dev/ttyUSB0"),
+        /**
+         * How the coordinator's state moves between dongles (docs/coordinators.md):
+         * zstack-nvram copies a TI Z-Stack dongle's whole NVRAM with zigpy-znp's tools;
+         * z2m-backup moves zigbee2mqtt's coordinator_backup.json and lets zigbee2mqtt restore it.
+         */
+        type: z.enum(["zstack-nvram", "z2m-backup"]).default("zstack-nvram"),
+        /** zigbee2mqtt's serial.adapter on this node (z2m-backup only: which host tool parks and wipes). */
+        adapter: z.enum(["zstack", "ember"]).default("zstack"),
+        port: coordinatorPort.default("/dev/ttyUSB0"),
+        /** Serial line of an ember dongle (as zigbee2mqtt's serial.baudrate and serial.rtscts). */
+        baudrate: z.number().int().positive().default(115200),
+        rtscts: z.boolean().default(false),
         // No sudo: the SSH user is in dialout and owns the serial port (docs/nodes.md); a stolen
-        // key must not get root through `nvram_read -o /any/path`.
-        tools: command.default(["python3", "-m", "zigpy_znp.tools"]),
+        // key must not get root through `nvram_read -o /any/path`. For an ember adapter: the
+        // interpreter that runs the sidecar's own host tool (node), uploaded into staging_dir.
+        tools: command.optional(),
         tool_timeout: duration.default(180_000),
       })
+      .superRefine((coordinator, ctx) => {
+        if (coordinator.type === "zstack-nvram" && coordinator.adapter !== "zstack")
+          ctx.addIssue({
+            code: "custom",
+            path: ["adapter"],
+            message: `zstack-nvram copies a Z-Stack dongle's NVRAM: use type z2m-backup for an ${coordinator.adapter} adapter`,
+          });
+      })
+      .transform(({ tools, ...coordinator }) => ({
+        ...coordinator,
+        tools: tools ?? (coordinator.adapter === "ember" ? ["node"] : ["python3", "-m", "zigpy_znp.tools"]),
+      }))
       .prefault({}),
     service: z
       .strictObject({
@@ -447,6 +479,18 @@ export const configSchema = z
         });
       } else {
         seen.set(node.id, index);
+      }
+    });
+    const first = config.nodes[0]?.coordinator;
+    config.nodes.forEach((node, index) => {
+      if (!first || index === 0) return;
+      for (const key of ["type", "adapter"] as const) {
+        if (node.coordinator[key] !== first[key])
+          ctx.addIssue({
+            code: "custom",
+            path: ["nodes", index, "coordinator", key],
+            message: `every node of a cluster needs the same coordinator ${key} (${config.nodes[0]?.id} has ${first[key]}): a network moves only between dongles of one kind`,
+          });
       }
     });
     const horizon = config.failover.arm_horizon;

@@ -332,6 +332,26 @@ class Checker {
   }
 
   async tools(): Promise<CheckResult[]> {
+    if (this.#config.coordinator.adapter === "ember") {
+      const node = this.#config.coordinator.tools;
+      const ran = await this.target.run([...node, "--version"], { timeoutMs: 30_000 });
+      return [
+        ran.code === 0 && /^v(1[89]|[2-9]\d)\./.test(ran.stdout.trim())
+          ? {
+              id: "tools",
+              ok: true,
+              severity: "error",
+              detail: `${node.join(" ")} ${ran.stdout.trim()} runs the sidecar's ember tool (uploaded into the staging dir)`,
+            }
+          : {
+              id: "tools",
+              ok: false,
+              severity: "error",
+              detail: `${node.join(" ")} --version: ${ran.code === 0 ? `${ran.stdout.trim()} is older than Node.js 18` : `exit ${ran.code}: ${tail(ran)}`}`,
+              fix: "set coordinator.tools to the Node.js that runs zigbee2mqtt on the node (e.g. /usr/bin/node)",
+            },
+      ];
+    }
     const help = this.target.toolArgv("nvram_read", ["--help"]);
     const ran = await this.target.run(help, { timeoutMs: 60_000 });
     if (ran.code !== 0)
@@ -365,6 +385,8 @@ class Checker {
 
   async port(): Promise<CheckResult[]> {
     const port = this.#config.coordinator.port;
+    const network = /^tcp:\/\/([^\s/:]+):(\d+)$/.exec(port);
+    if (network) return this.#networkPort(port, network[1] as string, network[2] as string);
     let stats: RemoteStats;
     try {
       stats = await this.target.ssh.stat(port);
@@ -436,6 +458,39 @@ class Checker {
     return results;
   }
 
+  /**
+   * A network-attached coordinator accepts one client at a time: connected to only while the
+   * node's zigbee2mqtt is stopped, from the node (where zigbee2mqtt connects from).
+   */
+  async #networkPort(port: string, host: string, tcpPort: string): Promise<CheckResult[]> {
+    const service = await this.target.run(this.#config.service.status, { timeoutMs: COMMAND_TIMEOUT });
+    if (service.code === 0)
+      return [
+        {
+          id: "port",
+          ok: true,
+          severity: "warning",
+          detail: `${port} is a network-attached coordinator; not connected to, as zigbee2mqtt runs here and holds its one client connection`,
+        },
+      ];
+    const probe =
+      'const [h, p] = process.argv.slice(1); const s = require("node:net").connect(Number(p), h);' +
+      's.setTimeout(3000, () => process.exit(1)); s.on("connect", () => { s.destroy(); process.exit(0); });' +
+      's.on("error", () => process.exit(1));';
+    const ran = await this.target.run(["node", "-e", probe, host, tcpPort], { timeoutMs: COMMAND_TIMEOUT });
+    return [
+      ran.code === 0
+        ? { id: "port", ok: true, severity: "error", detail: `${port} accepts a connection from the node` }
+        : {
+            id: "port",
+            ok: false,
+            severity: "error",
+            detail: `${port} does not accept a connection from the node (exit ${ran.code})`,
+            fix: "check the coordinator's address and port, that it is powered, and that no other client (another zigbee2mqtt, ZHA) holds it",
+          },
+    ];
+  }
+
   async dataDir(): Promise<CheckResult[]> {
     const dir = this.#config.data_dir;
     const owned = await this.#sh('test -d "$1" && test -w "$1"', dir);
@@ -489,9 +544,15 @@ class Checker {
 
   #adapter(z2m: Z2mSettings): CheckResult[] {
     const adapter = z2m.serial?.adapter;
-    if (adapter === "zstack")
+    const { type, adapter: configured } = this.#config.coordinator;
+    if (adapter === configured)
       return [
-        { id: "adapter", ok: true, severity: "error", detail: "serial.adapter is zstack (TI Z-Stack)" },
+        {
+          id: "adapter",
+          ok: true,
+          severity: "error",
+          detail: `serial.adapter is ${adapter} (${adapter === "ember" ? "Silicon Labs EmberZNet" : "TI Z-Stack"}), as coordinator.adapter; driver ${type}`,
+        },
       ];
     if (adapter === undefined)
       return [
@@ -500,7 +561,20 @@ class Checker {
           ok: false,
           severity: "warning",
           detail: "serial.adapter is not set: zigbee2mqtt guesses the coordinator type at each start",
-          fix: "set serial.adapter: zstack in zigbee2mqtt's configuration.yaml (the only type supported)",
+          fix: `set serial.adapter: ${configured} in zigbee2mqtt's configuration.yaml`,
+        },
+      ];
+    if (adapter === "ember" || adapter === "zstack")
+      return [
+        {
+          id: "adapter",
+          ok: false,
+          severity: "error",
+          detail: `serial.adapter is ${adapter} but coordinator.adapter is ${configured}`,
+          fix:
+            adapter === "ember"
+              ? "set coordinator.type: z2m-backup and coordinator.adapter: ember for this cluster's nodes (docs/coordinators.md)"
+              : `set coordinator.adapter: zstack (or serial.adapter: ${configured})`,
         },
       ];
     return [
@@ -508,8 +582,8 @@ class Checker {
         id: "adapter",
         ok: false,
         severity: "error",
-        detail: `serial.adapter is ${String(adapter)}: not supported yet; zigbee2mqtt-ha copies the coordinator's NVRAM with zigpy-znp, which speaks TI Z-Stack only`,
-        fix: "use a TI Z-Stack coordinator (CC2652/CC1352, adapter zstack) on every node",
+        detail: `serial.adapter is ${String(adapter)}: not supported yet (zigbee2mqtt-ha moves TI Z-Stack and Silicon Labs EmberZNet coordinators)`,
+        fix: "use a Z-Stack (adapter zstack) or EmberZNet (adapter ember) coordinator on every node (docs/coordinators.md)",
       },
     ];
   }
@@ -522,17 +596,26 @@ class Checker {
         ? "overrides serial.port"
         : "serial.port in zigbee2mqtt's configuration.yaml";
     if (typeof used !== "string") return [];
-    if (/^(tcp|socket):\/\//.test(used))
-      return [
-        {
-          id: "port.match",
-          ok: false,
-          severity: "error",
-          detail: `${where} is a network coordinator (${used}): not supported yet`,
-          fix: "use a USB or serial Z-Stack dongle on the node",
-        },
-      ];
     const port = this.#config.coordinator.port;
+    if (/^(tcp|socket):\/\//.test(used) || port.startsWith("tcp://")) {
+      const same = used.replace(/^socket:/, "tcp:") === port;
+      return [
+        same
+          ? {
+              id: "port.match",
+              ok: true,
+              severity: "error",
+              detail: `${where} is coordinator.port (${port})`,
+            }
+          : {
+              id: "port.match",
+              ok: false,
+              severity: "error",
+              detail: `${where} (${used}) and coordinator.port (${port}) are different coordinators`,
+              fix: "make coordinator.port and overrides serial.port the same (tcp://host:port for a network coordinator)",
+            },
+      ];
+    }
     const same = await this.#sh('[ "$(readlink -f "$1")" = "$(readlink -f "$2")" ]', used, port);
     if (same.code === 0)
       return [

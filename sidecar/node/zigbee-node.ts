@@ -1,4 +1,7 @@
-import { posix } from "node:path";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, posix } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import type { NodeConfig } from "../config/schema.js";
 import { type ExecOptions, type ExecResult, isNotFound, type SshTransport } from "./ssh.js";
@@ -28,6 +31,17 @@ export function describeExit(result: ExecResult): string {
   if (result.timedOut) return `timed out after ${Math.round(result.durationMs)} ms`;
   if (result.signal) return `killed by ${result.signal}`;
   return `exit ${result.code}`;
+}
+
+/**
+ * The bundled host tool: next to the bundled sidecar (dist/cli.js → dist/ember-tool.js), or the
+ * repository's build when the sidecar runs from source.
+ */
+export function emberToolPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const candidate of [join(here, "ember-tool.js"), join(here, "..", "..", "dist", "ember-tool.js")])
+    if (existsSync(candidate)) return candidate;
+  throw new Error("dist/ember-tool.js is missing: build the sidecar (npm run build)");
 }
 
 /** NV items whose value changes nothing in how the network runs (descriptors, tuning). */
@@ -127,7 +141,19 @@ export class ZigbeeNode {
     };
   }
 
-  async portPresent(): Promise<boolean> {
+  /** host and port of a network-attached coordinator (`tcp://host:port`), else undefined. */
+  get networkPort(): { host: string; port: number } | undefined {
+    const m = /^tcp:\/\/([^\s/:]+):(\d+)$/.exec(this.config.coordinator.port);
+    return m ? { host: m[1] as string, port: Number(m[2]) } : undefined;
+  }
+
+  /**
+   * Whether the serial device exists. Undefined for a network-attached coordinator: it accepts
+   * one client at a time, so the sidecar never connects to it in passing (probes) and cannot
+   * tell; portReachable tells, when the node's zigbee2mqtt is stopped.
+   */
+  async portPresent(): Promise<boolean | undefined> {
+    if (this.networkPort) return undefined;
     try {
       const stats = await this.ssh.stat(this.config.coordinator.port);
       return stats.type === "other";
@@ -135,6 +161,25 @@ export class ZigbeeNode {
       if (isNotFound(error)) return false;
       throw error;
     }
+  }
+
+  /**
+   * The coordinator answers: the serial device exists, or the network-attached one accepts a TCP
+   * connection from the node (closed at once). Only while this node's zigbee2mqtt is stopped:
+   * it would otherwise hold the coordinator's one client connection.
+   */
+  async portReachable(signal?: AbortSignal): Promise<boolean> {
+    const network = this.networkPort;
+    if (!network) return (await this.portPresent()) === true;
+    const probe =
+      'const [h, p] = process.argv.slice(1); const s = require("node:net").connect(Number(p), h);' +
+      's.setTimeout(3000, () => process.exit(1)); s.on("connect", () => { s.destroy(); process.exit(0); });' +
+      's.on("error", () => process.exit(1));';
+    const result = await this.run(["node", "-e", probe, network.host, String(network.port)], {
+      timeoutMs: 10_000,
+      ...(signal ? { signal } : {}),
+    });
+    return result.code === 0;
   }
 
   #scratch(name: string): string {
@@ -202,6 +247,68 @@ export class ZigbeeNode {
     } finally {
       await this.#removeQuietly(file);
     }
+  }
+
+  /**
+   * Runs the sidecar's own EmberZNet host tool (dist/ember-tool.js, docs/ember-tool.md) on the
+   * node with its Node.js (`coordinator.tools`), uploaded into the staging dir first when the
+   * node's copy is missing or differs. Returns its one line of JSON.
+   */
+  async emberTool(command: string, args: string[], signal?: AbortSignal): Promise<Record<string, unknown>> {
+    const remote = this.#scratch("ember-tool.js");
+    await this.#uploadEmberTool(remote);
+    const coordinator = this.config.coordinator;
+    const argv = [
+      ...coordinator.tools,
+      remote,
+      command,
+      "--port",
+      coordinator.port,
+      "--baud",
+      String(coordinator.baudrate),
+      "--flow",
+      coordinator.rtscts ? "hardware" : "software",
+      ...args,
+    ];
+    const result = await this.run(argv, {
+      timeoutMs: coordinator.tool_timeout,
+      ...(signal ? { signal } : {}),
+    });
+    let answer: Record<string, unknown> | undefined;
+    try {
+      const last = result.stdout.trim().split("\n").at(-1) ?? "";
+      answer = JSON.parse(last) as Record<string, unknown>;
+    } catch {
+      answer = undefined;
+    }
+    if (result.code !== 0 || !answer) {
+      const why = typeof answer?.error === "string" ? answer.error : undefined;
+      throw new NodeCommandError(
+        this.id,
+        `ember-tool ${command}`,
+        result,
+        why && `${this.id}: ember-tool ${command}: ${why}`,
+      );
+    }
+    return answer;
+  }
+
+  #emberToolUploaded: string | undefined;
+
+  async #uploadEmberTool(remote: string): Promise<void> {
+    const local = readFileSync(emberToolPath());
+    const digest = createHash("sha256").update(local).digest("hex");
+    if (this.#emberToolUploaded === digest) return;
+    await this.ssh.mkdirp(this.config.staging_dir);
+    let current: Buffer | undefined;
+    try {
+      current = await this.ssh.readFile(remote, { maxBytes: 16 * 1024 * 1024 });
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    if (!current || createHash("sha256").update(current).digest("hex") !== digest)
+      await this.ssh.writeFileAtomic(remote, local, { mode: 0o644 });
+    this.#emberToolUploaded = digest;
   }
 
   async #removeQuietly(path: string): Promise<void> {

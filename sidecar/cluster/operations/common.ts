@@ -78,7 +78,7 @@ export function withTool<T>(
 }
 
 /** Tool runs after which a dongle holds what it held before. */
-const READS_ONLY = new Set(["nvram_read", "park the coordinator"]);
+const READS_ONLY = new Set(["nvram_read", "park the coordinator", "coordinator info"]);
 
 /** The dongle of `node` is about to be written, or ran the network: what it was armed with is gone. */
 export function forgetArmed(cx: ClusterContext, node: string): void {

@@ -1,9 +1,9 @@
 import type { OperationRecord } from "../../types.js";
 import { type ClusterContext, nodeOf } from "../context.js";
+import { driverOf } from "../coordinators/index.js";
 import type { Monitor } from "../monitor.js";
 import type { OperationPlan } from "../runner.js";
 import { asStepFailure, ONLINE_TIMEOUT_MS, stopAndConfirm, waitOnline } from "./common.js";
-import { raiseCounter, retireCopy } from "./takeover.js";
 
 export interface RecoveryContext {
   running: string[];
@@ -171,13 +171,13 @@ async function leaveOneRunning(
     if (copies.length > 0) {
       let above: number | undefined = 0;
       for (const target of copies) {
-        const reached = await retireCopy(cx, target, signal, ctx.notes);
+        const reached = await driverOf(cx, target).retire(cx, target, signal, ctx.notes);
         above = reached === undefined || above === undefined ? undefined : Math.max(above, reached);
         ctx.actions.push(
           `retired the copy of the network on ${target} (its counter reached ${reached ?? "an unknown value"})`,
         );
       }
-      const raised = await raiseCounter(cx, active, above, signal, ctx.notes);
+      const raised = await driverOf(cx, active).raiseCounter(cx, active, above, signal, ctx.notes);
       ctx.actions.push(`raised the frame counter on ${active}: ${raised}`);
     }
     try {

@@ -10,7 +10,7 @@ import {
   armedWith,
   backupContentKey,
   type RestoreSource,
-} from "../../../sidecar/cluster/operations/standby.js";
+} from "../../../sidecar/cluster/operations/coordinator-state.js";
 import { parseConfig } from "../../../sidecar/config/load.js";
 import { parseBackup } from "../../../sidecar/coordinator/backup.js";
 import { StateStore } from "../../../sidecar/store/state.js";

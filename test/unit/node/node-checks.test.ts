@@ -234,7 +234,7 @@ describe("checkNode", () => {
     ]);
   });
 
-  it("an enabled unit, a foreign adapter and a network coordinator are errors with fixes", async () => {
+  it("an enabled unit, an ember adapter on a zstack-nvram node and another network coordinator are errors with fixes", async () => {
     const node = systemdNode()
       .answer((a) => a[0] === "systemctl" && a[1] === "is-enabled", { code: 0, stdout: "enabled\n" })
       .answer((a) => a[0] === "sh" && String(a[2]).includes('readlink -f "$2"'), { code: 1 });
@@ -244,11 +244,25 @@ describe("checkNode", () => {
     const failed = Object.fromEntries(results.filter((r) => !r.ok).map((r) => [r.id, r]));
     expect(Object.keys(failed).sort()).toEqual(["adapter", "port.match", "service.boot"]);
     expect(failed["service.boot"]?.fix).toBe("as root on the node: systemctl disable zigbee2mqtt");
-    expect(failed.adapter?.detail).toMatch(/ember: not supported yet/);
+    expect(failed.adapter?.detail).toBe("serial.adapter is ember but coordinator.adapter is zstack");
+    expect(failed.adapter?.fix).toMatch(/coordinator.type: z2m-backup and coordinator.adapter: ember/);
     expect(failed["port.match"]?.detail).toMatch(
-      /network coordinator \(tcp:\/\/192.0.2.7:6638\): not supported yet/,
+      /\(tcp:\/\/192.0.2.7:6638\) and coordinator.port \(.*\) are different coordinators/,
     );
     expect(hasErrors(results)).toBe(true);
+  });
+
+  it("an adapter nobody supports yet is an error naming the ones that are", async () => {
+    const node = systemdNode();
+    node.files["/opt/zigbee2mqtt/data/configuration.yaml"] =
+      "serial: {port: /dev/ttyUSB0, adapter: deconz}\nmqtt: {server: mqtt://b:1883}\n";
+    const results = await checkNode(node, { clockSkewWarnMs: 2000 });
+    expect(results.find((r) => r.id === "adapter")).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(
+        /deconz: not supported yet \(zigbee2mqtt-ha moves TI Z-Stack and Silicon Labs EmberZNet/,
+      ),
+    });
   });
 
   it("an unreachable node yields the ssh check alone, with what to look at", async () => {

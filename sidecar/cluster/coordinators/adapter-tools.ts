@@ -1,0 +1,160 @@
+/**
+ * What the z2m-backup driver does to a dongle by itself, per adapter family: read what it holds,
+ * park it, wipe it, and make it carry the network's IEEE. zigbee2mqtt does the restore.
+ * - zstack: zigpy-znp's tools (as the zstack-nvram driver);
+ * - ember: the sidecar's own EmberZNet host tool (dist/ember-tool.js), run with the node's Node.js.
+ */
+import { type NetworkIdentity, networkOf, parseNvram } from "../../coordinator/nvram.js";
+import { type ClusterContext, nodeOf } from "../context.js";
+import { readNvram, withTool } from "../operations/common.js";
+
+export interface DongleInfo {
+  /** The IEEE (EUI64) the dongle answers with now, 0x-prefixed. */
+  ieee: string;
+  /** ember: the one-time custom EUI64 token (null: blank); undefined where there is none. */
+  customIeee?: string | null;
+  /** The network it holds, if any. */
+  network?: { pan_id: number; extended_pan_id: string; channel: number; frame_counter: number };
+}
+
+export interface AdapterTools {
+  readonly adapter: "zstack" | "ember";
+  /** Whether the node can run the tool (problems, empty when fine). */
+  present(cx: ClusterContext, node: string): Promise<string[]>;
+  /** What the dongle holds; it is left parked (no network on the air). */
+  info(cx: ClusterContext, node: string, signal: AbortSignal, notes?: string[]): Promise<DongleInfo>;
+  park(cx: ClusterContext, node: string, signal: AbortSignal, notes?: string[]): Promise<string>;
+  /** No network on the dongle afterwards: zigbee2mqtt restores from the backup at its next start. */
+  wipe(cx: ClusterContext, node: string, signal: AbortSignal, notes?: string[]): Promise<void>;
+  /**
+   * Makes a restore onto this dongle come up with `ieee`; throws when it cannot (an EFR32 whose
+   * one-time custom EUI64 token holds another value).
+   */
+  carryIeee(
+    cx: ClusterContext,
+    node: string,
+    ieee: string,
+    signal: AbortSignal,
+    notes?: string[],
+  ): Promise<string>;
+}
+
+const hex = (value: unknown) =>
+  typeof value === "string" ? value.toLowerCase().replace(/^0x/, "") : undefined;
+const prefixed = (value: unknown) => {
+  const h = hex(value);
+  return h ? `0x${h.padStart(16, "0")}` : undefined;
+};
+
+const zstackTools: AdapterTools = {
+  adapter: "zstack",
+  async present(cx, node) {
+    const tools = await nodeOf(cx, node).toolsPresent();
+    return tools.ok ? [] : [`zigpy-znp tools: ${tools.detail}`];
+  },
+  async info(cx, node, signal, notes) {
+    const dump = parseNvram(await readNvram(cx, node, signal, notes));
+    const ieee = `0x${(dump.LEGACY?.EXTADDR ?? "").match(/../g)?.reverse().join("") ?? ""}`;
+    let network: NetworkIdentity | undefined;
+    try {
+      network = networkOf(dump);
+    } catch {
+      // No NIB: a blank dongle.
+      return { ieee };
+    }
+    const formed = network.configured && !/^0x(f{16}|0{16})$/.test(network.extended_pan_id);
+    return {
+      ieee,
+      ...(formed
+        ? {
+            network: {
+              pan_id: network.pan_id,
+              extended_pan_id: network.extended_pan_id,
+              channel: network.channel,
+              frame_counter: network.frame_counter,
+            },
+          }
+        : {}),
+    };
+  },
+  async park(cx, node, signal, notes) {
+    const legacy = parseNvram(await readNvram(cx, node, signal, notes)).LEGACY ?? {};
+    const item = await withTool(
+      cx,
+      node,
+      "park the coordinator",
+      signal,
+      (n, s) => n.parkCoordinator(legacy, s),
+      notes,
+    );
+    return `soft reset (nvram_write of ${item} unchanged): its coordinator holds`;
+  },
+  async wipe(cx, node, signal, notes) {
+    await withTool(cx, node, "nvram_reset", signal, (n, s) => n.nvramReset(s), notes);
+  },
+  async carryIeee() {
+    return "zigbee2mqtt's Z-Stack restore writes the network's IEEE onto the dongle";
+  },
+};
+
+const emberTools: AdapterTools = {
+  adapter: "ember",
+  async present(cx, node) {
+    const result = await nodeOf(cx, node)
+      .run([...nodeOf(cx, node).config.coordinator.tools, "--version"], { timeoutMs: 30_000 })
+      .catch((error: Error) => ({ code: 1, stdout: "", stderr: error.message }));
+    return result.code === 0
+      ? []
+      : [`${nodeOf(cx, node).config.coordinator.tools.join(" ")} (Node.js for the ember tool) does not run`];
+  },
+  async info(cx, node, signal, notes) {
+    const answer = await withTool(
+      cx,
+      node,
+      "coordinator info",
+      signal,
+      (n, s) => n.emberTool("info", [], s),
+      notes,
+    );
+    const network = answer.network as Record<string, unknown> | null | undefined;
+    const custom = answer.custom_eui64;
+    return {
+      ieee: prefixed(answer.eui64) ?? "0x0000000000000000",
+      customIeee: typeof custom === "string" ? (prefixed(custom) ?? null) : null,
+      ...(network
+        ? {
+            network: {
+              pan_id: Number(network.pan_id),
+              extended_pan_id: prefixed(network.extended_pan_id) ?? "",
+              channel: Number(network.channel),
+              frame_counter: Number(network.nwk_frame_counter),
+            },
+          }
+        : {}),
+    };
+  },
+  async park(cx, node, signal, notes) {
+    await withTool(cx, node, "park the coordinator", signal, (n, s) => n.emberTool("park", [], s), notes);
+    return "ASH reset: the NCP keeps its tokens and runs no network until zigbee2mqtt starts it";
+  },
+  async wipe(cx, node, signal, notes) {
+    await withTool(cx, node, "wipe the coordinator", signal, (n, s) => n.emberTool("wipe", [], s), notes);
+  },
+  async carryIeee(cx, node, ieee, signal, notes) {
+    const answer = await withTool(
+      cx,
+      node,
+      "set the custom EUI64",
+      signal,
+      (n, s) => n.emberTool("set-eui64", ["--eui64", hex(ieee) ?? ""], s),
+      notes,
+    );
+    return answer.written
+      ? `custom EUI64 token written with ${ieee} (once: it cannot be changed again)`
+      : `custom EUI64 token already holds ${ieee}`;
+  },
+};
+
+export function adapterToolsOf(cx: ClusterContext, node: string): AdapterTools {
+  return nodeOf(cx, node).config.coordinator.adapter === "ember" ? emberTools : zstackTools;
+}
