@@ -22,6 +22,8 @@ import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FrameId, SlStatus } from "../../sidecar/coordinator/ember/constants.js";
+import { ByteReader } from "../../sidecar/coordinator/ember/ezsp-frame.js";
 import { type MosquittoBroker, startMosquitto } from "../helpers/mosquitto.js";
 import {
   MqttWatcher,
@@ -32,8 +34,6 @@ import {
   z2mInstalled,
   z2mSettings,
 } from "../helpers/z2m.js";
-import { FrameId, SlStatus } from "../lab/simulator-ember/constants.js";
-import { ByteReader } from "../lab/simulator-ember/ezsp-frame.js";
 import { EzspTestHost } from "../lab/simulator-ember/host.js";
 import { EmberSimulatorProcess } from "../lab/simulator-ember/process.js";
 

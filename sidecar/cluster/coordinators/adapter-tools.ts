@@ -13,16 +13,32 @@ export interface DongleInfo {
   ieee: string;
   /** ember: the one-time custom EUI64 token (null: blank); undefined where there is none. */
   customIeee?: string | null;
-  /** The network it holds, if any. */
+  /** The network it holds, if any (undefined: none, or not read). */
   network?: { pan_id: number; extended_pan_id: string; channel: number; frame_counter: number };
+  /** Whether `network` was read: reading an EmberZNet dongle's network puts it on the air a moment. */
+  networkRead: boolean;
 }
 
 export interface AdapterTools {
   readonly adapter: "zstack" | "ember";
+  /**
+   * Whether `info` can read the network without it going on the air (zigpy-znp reads NV; an
+   * EmberZNet NCP must start its network to tell): where it cannot, a target is wiped unread.
+   */
+  readonly readsNetworkQuietly: boolean;
   /** Whether the node can run the tool (problems, empty when fine). */
   present(cx: ClusterContext, node: string): Promise<string[]>;
-  /** What the dongle holds; it is left parked (no network on the air). */
-  info(cx: ClusterContext, node: string, signal: AbortSignal, notes?: string[]): Promise<DongleInfo>;
+  /**
+   * What the dongle holds; it is left parked (no network on the air). `network: false`: the
+   * identity only, nothing started to read it.
+   */
+  info(
+    cx: ClusterContext,
+    node: string,
+    signal: AbortSignal,
+    notes?: string[],
+    options?: { network?: boolean },
+  ): Promise<DongleInfo>;
   park(cx: ClusterContext, node: string, signal: AbortSignal, notes?: string[]): Promise<string>;
   /** No network on the dongle afterwards: zigbee2mqtt restores from the backup at its next start. */
   wipe(cx: ClusterContext, node: string, signal: AbortSignal, notes?: string[]): Promise<void>;
@@ -48,6 +64,7 @@ const prefixed = (value: unknown) => {
 
 const zstackTools: AdapterTools = {
   adapter: "zstack",
+  readsNetworkQuietly: true,
   async present(cx, node) {
     const tools = await nodeOf(cx, node).toolsPresent();
     return tools.ok ? [] : [`zigpy-znp tools: ${tools.detail}`];
@@ -60,11 +77,12 @@ const zstackTools: AdapterTools = {
       network = networkOf(dump);
     } catch {
       // No NIB: a blank dongle.
-      return { ieee };
+      return { ieee, networkRead: true };
     }
     const formed = network.configured && !/^0x(f{16}|0{16})$/.test(network.extended_pan_id);
     return {
       ieee,
+      networkRead: true,
       ...(formed
         ? {
             network: {
@@ -99,6 +117,7 @@ const zstackTools: AdapterTools = {
 
 const emberTools: AdapterTools = {
   adapter: "ember",
+  readsNetworkQuietly: false,
   async present(cx, node) {
     const result = await nodeOf(cx, node)
       .run([...nodeOf(cx, node).config.coordinator.tools, "--version"], { timeoutMs: 30_000 })
@@ -107,13 +126,14 @@ const emberTools: AdapterTools = {
       ? []
       : [`${nodeOf(cx, node).config.coordinator.tools.join(" ")} (Node.js for the ember tool) does not run`];
   },
-  async info(cx, node, signal, notes) {
+  async info(cx, node, signal, notes, options) {
+    const quiet = options?.network === false;
     const answer = await withTool(
       cx,
       node,
       "coordinator info",
       signal,
-      (n, s) => n.emberTool("info", [], s),
+      (n, s) => n.emberTool("info", quiet ? ["--no-network"] : [], s),
       notes,
     );
     const network = answer.network as Record<string, unknown> | null | undefined;
@@ -121,6 +141,7 @@ const emberTools: AdapterTools = {
     return {
       ieee: prefixed(answer.eui64) ?? "0x0000000000000000",
       customIeee: typeof custom === "string" ? (prefixed(custom) ?? null) : null,
+      networkRead: !quiet,
       ...(network
         ? {
             network: {

@@ -101,15 +101,18 @@ function prepareTargetStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeo
     run: async ({ signal }) => {
       const tools = adapterToolsOf(cx, ctx.to);
       const details: string[] = [];
-      const held = await tools.info(cx, ctx.to, signal, ctx.notes);
+      // The old active may be running this very network: nothing started on the target to look.
+      const held = await tools.info(cx, ctx.to, signal, ctx.notes, { network: tools.readsNetworkQuietly });
       const ieee = networkIeee(cx, ctx, backupIn(cx, cx.snapshots.latestData()));
       if (ieee && held.ieee !== ieee)
         details.push(await tools.carryIeee(cx, ctx.to, ieee, signal, ctx.notes));
-      if (held.network) {
+      if (held.network || !held.networkRead) {
         ctx.touchedTo = true;
         await tools.wipe(cx, ctx.to, signal, ctx.notes);
         details.push(
-          `wiped (it held PAN ${held.network.pan_id}, ext PAN ${held.network.extended_pan_id}, frame counter ${held.network.frame_counter}): zigbee2mqtt restores onto a blank dongle`,
+          held.network
+            ? `wiped (it held PAN ${held.network.pan_id}, ext PAN ${held.network.extended_pan_id}, frame counter ${held.network.frame_counter}): zigbee2mqtt restores onto a blank dongle`
+            : "wiped without starting what it held: zigbee2mqtt restores onto a blank dongle",
         );
       } else details.push("blank: zigbee2mqtt restores onto it");
       return details.join("; ");
@@ -218,7 +221,9 @@ export const z2mBackup: CoordinatorDriver = {
     const ieee =
       cx.watcher.status().coordinator_ieee ?? (backup ? backupIeee(backup, tools.adapter) : undefined);
     if (ieee && tools.adapter === "ember") {
-      const held = await tools.info(cx, node, AbortSignal.timeout(toolStepTimeout(cx, node)));
+      const held = await tools.info(cx, node, AbortSignal.timeout(toolStepTimeout(cx, node)), [], {
+        network: false,
+      });
       if (held.customIeee && held.customIeee !== ieee)
         problems.push(
           `its dongle cannot carry the network's EUI64 ${ieee}: its one-time custom EUI64 token already holds ${held.customIeee} (use another dongle, or one whose token is blank)`,

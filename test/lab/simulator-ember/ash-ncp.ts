@@ -6,7 +6,7 @@
  *
  * Time comes from an injected clock (the real one in the simulator, a manual one in unit tests).
  */
-import type { Clock } from "../simulator/link.js";
+
 import {
   ASH_VERSION,
   AshByte,
@@ -15,7 +15,8 @@ import {
   type AshFrame,
   encodeAshFrame,
   ResetCode,
-} from "./ash.js";
+} from "../../../sidecar/coordinator/ember/ash.js";
+import type { Clock } from "../simulator/link.js";
 
 export interface AshNcpEvents {
   /** Wire bytes for the host. */

@@ -5,9 +5,18 @@
  * no retransmission (the simulated line does not lose bytes), one command at a time.
  */
 import { connect, type Socket } from "node:net";
-import { AshByte, AshDecoder, type AshFrame, encodeAshFrame } from "./ash.js";
-import { FrameId } from "./constants.js";
-import { ByteReader, decodeEzspCommand, encodeEzspCommand } from "./ezsp-frame.js";
+import {
+  AshByte,
+  AshDecoder,
+  type AshFrame,
+  encodeAshFrame,
+} from "../../../sidecar/coordinator/ember/ash.js";
+import { FrameId } from "../../../sidecar/coordinator/ember/constants.js";
+import {
+  ByteReader,
+  decodeEzspCommand,
+  encodeEzspCommand,
+} from "../../../sidecar/coordinator/ember/ezsp-frame.js";
 
 export interface EzspFrameIn {
   sequence: number;

@@ -15,34 +15,27 @@
  * - the EUI64 is the CUSTOM_EUI_64 manufacturing token when it is written, else the factory one,
  *   read at boot; the token can be written only while blank (FLASH_WRITE_INHIBITED otherwise).
  */
-import { type Clock, realClock } from "../simulator/link.js";
-import type { HostLink, Logger } from "../simulator/simulator.js";
-import type { AshDecoded, AshFrame } from "./ash.js";
-import { describeAshFrame, ResetCode } from "./ash.js";
-import { AshNcp, type AshNcpStats } from "./ash-ncp.js";
+
+import type { AshDecoded, AshFrame } from "../../../sidecar/coordinator/ember/ash.js";
+import { describeAshFrame, ResetCode } from "../../../sidecar/coordinator/ember/ash.js";
 import {
-  COUNTER_COUNT,
   ConfigId,
-  DEFAULT_CONFIG,
-  DEFAULT_EZSP_VERSION,
   EmberInitialSecurityBitmask,
   EmberNetworkStatus,
   EmberNodeType,
   EmberOutgoingMessageType,
   ExtendedValueId,
-  EZSP_VERSIONS,
   EzspStatus,
   FrameId,
   frameName,
   MFG_TOKEN_LENGTH,
   MfgToken,
   SecManKeyType,
-  SILABS_MANUFACTURER_CODE,
   SlStatus,
   STACK_TYPE_MESH,
   ValueId,
   VERSION_TYPE_GA,
-} from "./constants.js";
+} from "../../../sidecar/coordinator/ember/constants.js";
 import {
   ByteReader,
   ByteWriter,
@@ -50,7 +43,17 @@ import {
   type EzspCommand,
   EzspFrameError,
   encodeEzspResponse,
-} from "./ezsp-frame.js";
+} from "../../../sidecar/coordinator/ember/ezsp-frame.js";
+import { type Clock, realClock } from "../simulator/link.js";
+import type { HostLink, Logger } from "../simulator/simulator.js";
+import { AshNcp, type AshNcpStats } from "./ash-ncp.js";
+import {
+  COUNTER_COUNT,
+  DEFAULT_CONFIG,
+  DEFAULT_EZSP_VERSION,
+  EZSP_VERSIONS,
+  SILABS_MANUFACTURER_CODE,
+} from "./constants.js";
 import type { NetworkTokens, Tokens } from "./state-file.js";
 import { answerZdoToSelf } from "./zdo.js";
 

@@ -3,6 +3,7 @@
  * host reaches it (TCP, unix socket, pty) and the lab's control socket.
  */
 import { randomBytes } from "node:crypto";
+import { SlStatus } from "../../../sidecar/coordinator/ember/constants.js";
 import { type ControlReply, ControlServer } from "../simulator/control.js";
 import type { HostPortSpec } from "../simulator/host-port.js";
 import {
@@ -13,7 +14,7 @@ import {
   resolveLink,
 } from "../simulator/link.js";
 import { DebouncedWriter, writeFileAtomic } from "../simulator/state-file.js";
-import { DEFAULT_EZSP_VERSION, SlStatus } from "./constants.js";
+import { DEFAULT_EZSP_VERSION } from "./constants.js";
 import { HostPort, type LinkSource } from "./host-port.js";
 import { EmberNcp, type Logger } from "./ncp.js";
 import { PtySupervisor } from "./pty.js";

@@ -5,7 +5,7 @@
  * Layouts: Zigbee specification §2.4.3/2.4.4, as herdsman's BuffaloZdo reads them.
  */
 
-import { ByteReader, ByteWriter } from "./ezsp-frame.js";
+import { ByteReader, ByteWriter } from "../../../sidecar/coordinator/ember/ezsp-frame.js";
 import type { ApsFrame } from "./ncp.js";
 
 export interface ZdoSelf {

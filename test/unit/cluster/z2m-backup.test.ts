@@ -160,7 +160,7 @@ function driverWorld(dongles: Record<string, FakeDongle>) {
             return {
               eui64: dongle.custom ?? dongle.eui64,
               custom_eui64: dongle.custom,
-              network: dongle.network,
+              ...(args.includes("--no-network") ? {} : { network: dongle.network }),
             };
           if (command === "wipe") {
             const had = dongle.network !== null;
@@ -235,7 +235,7 @@ describe("the z2m-backup driver with an ember dongle", () => {
     nwk_frame_counter: 900,
   };
 
-  it("prepares a target holding an older copy: writes its blank EUI64 token with the network's, then wipes it", async () => {
+  it("prepares a target holding an older copy: writes its blank EUI64 token with the network's, then wipes it unread", async () => {
     const { cx, calls } = driverWorld({
       node1: { eui64: "060504feffc3b2a1", custom: null, network },
       node2: { eui64: "8c65a3fffe112233", custom: null, network },
@@ -243,21 +243,27 @@ describe("the z2m-backup driver with an ember dongle", () => {
     const ctx = takeoverContext("node2");
     const [prepare] = z2mBackup.switchoverSteps(cx, ctx).prepare;
     const detail = await prepare?.run(io(ctx));
-    expect(calls).toEqual(["node2 info", "node2 set-eui64 --eui64 060504feffc3b2a1", "node2 wipe"]);
-    expect(detail).toMatch(/custom EUI64 token written with 0x060504feffc3b2a1 .*; wiped \(it held PAN 6754/);
+    // Reading its network would start it beside node1's: the identity only, then a quiet wipe.
+    expect(calls).toEqual([
+      "node2 info --no-network",
+      "node2 set-eui64 --eui64 060504feffc3b2a1",
+      "node2 wipe",
+    ]);
+    expect(detail).toMatch(
+      /custom EUI64 token written with 0x060504feffc3b2a1 .*; wiped without starting what it held/,
+    );
     expect(ctx.touchedTo).toBe(true);
   });
 
-  it("leaves a blank dongle that already carries the network's EUI64 alone", async () => {
+  it("writes no token on a dongle that already carries the network's EUI64, and wipes it unread", async () => {
     const { cx, calls } = driverWorld({
       node1: { eui64: "060504feffc3b2a1", custom: null, network },
       node2: { eui64: "8c65a3fffe112233", custom: "060504feffc3b2a1", network: null },
     });
     const ctx = takeoverContext("node2");
     const detail = await z2mBackup.switchoverSteps(cx, ctx).prepare[0]?.run(io(ctx));
-    expect(calls).toEqual(["node2 info"]);
-    expect(detail).toBe("blank: zigbee2mqtt restores onto it");
-    expect(ctx.touchedTo).toBe(false);
+    expect(calls).toEqual(["node2 info --no-network", "node2 wipe"]);
+    expect(detail).toBe("wiped without starting what it held: zigbee2mqtt restores onto a blank dongle");
   });
 
   it("refuses at preflight a dongle whose one-time EUI64 token holds another value", async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { AshDecoder, type AshFrame, encodeAshFrame } from "../../../sidecar/coordinator/ember/ash.js";
 import { ManualClock } from "../../lab/simulator/link.js";
-import { AshDecoder, type AshFrame, encodeAshFrame } from "../../lab/simulator-ember/ash.js";
 import { AshNcp } from "../../lab/simulator-ember/ash-ncp.js";
 
 /** An AshNcp whose output is decoded back into frames, and which answers every DATA with one response. */

@@ -2,13 +2,13 @@ import { describe, expect, it } from "vitest";
 import {
   AshDecoder,
   type AshFrame,
-  classifyAshChunk,
   crcCcitt,
   encodeAshFrame,
   parseAshBody,
   randomize,
   stuff,
-} from "../../lab/simulator-ember/ash.js";
+} from "../../../sidecar/coordinator/ember/ash.js";
+import { classifyAshChunk } from "../../lab/simulator-ember/link.js";
 
 const hex = (b: Buffer) => b.toString("hex");
 const bytes = (h: string) => Buffer.from(h.replace(/\s/g, ""), "hex");

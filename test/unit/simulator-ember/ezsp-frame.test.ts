@@ -7,7 +7,7 @@ import {
   encodeEzspCommand,
   encodeEzspResponse,
   ShortFrameError,
-} from "../../lab/simulator-ember/ezsp-frame.js";
+} from "../../../sidecar/coordinator/ember/ezsp-frame.js";
 
 const bytes = (h: string) => Buffer.from(h.replace(/\s/g, ""), "hex");
 

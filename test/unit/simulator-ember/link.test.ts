@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { encodeAshFrame } from "../../../sidecar/coordinator/ember/ash.js";
+import { FrameId } from "../../../sidecar/coordinator/ember/constants.js";
+import { encodeEzspCommand } from "../../../sidecar/coordinator/ember/ezsp-frame.js";
 import { ManualClock, REALISTIC_LINK } from "../../lab/simulator/link.js";
-import { encodeAshFrame } from "../../lab/simulator-ember/ash.js";
-import { FrameId } from "../../lab/simulator-ember/constants.js";
-import { encodeEzspCommand } from "../../lab/simulator-ember/ezsp-frame.js";
 import { AshSerialLink, ashProcessingMs } from "../../lab/simulator-ember/link.js";
 
 const BYTE_MS = 10_000 / 115_200;

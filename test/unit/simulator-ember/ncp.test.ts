@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { FrameId, MfgToken, SlStatus } from "../../lab/simulator-ember/constants.js";
-import { ByteReader, ByteWriter } from "../../lab/simulator-ember/ezsp-frame.js";
+import { FrameId, MfgToken, SlStatus } from "../../../sidecar/coordinator/ember/constants.js";
+import { ByteReader, ByteWriter } from "../../../sidecar/coordinator/ember/ezsp-frame.js";
 import { EzspTestHost } from "../../lab/simulator-ember/host.js";
 import { EmberNcp, type HostLink } from "../../lab/simulator-ember/ncp.js";
 import { blankTokens, type Tokens } from "../../lab/simulator-ember/state-file.js";

@@ -2,8 +2,9 @@
  * ASH, the Asynchronous Serial Host protocol that carries EZSP over a UART (Silicon Labs UG101):
  * frames delimited by a flag byte, byte stuffing for the reserved bytes, a CRC-CCITT per frame, and
  * (DATA frames only) a pseudo-random XOR mask over the data field so that repeated reserved bytes
- * do not double a frame's length. Pure functions and a streaming decoder; the protocol state (frame
- * numbers, acknowledgements, retransmission) lives in ash-ncp.ts.
+ * do not double a frame's length. Pure functions and a streaming decoder, shared by both ends: the
+ * host's protocol state (frame numbers, acknowledgements, retransmission) lives in host.ts, the
+ * simulated NCP's in test/lab/simulator-ember/ash-ncp.ts.
  */
 
 /** Reserved bytes (UG101 §2.3). */
@@ -18,7 +19,7 @@ export const AshByte = {
   WAKE: 0xff,
 } as const;
 
-const RESERVED: ReadonlySet<number> = new Set([
+export const ASH_RESERVED: ReadonlySet<number> = new Set([
   AshByte.FLAG,
   AshByte.ESCAPE,
   AshByte.XON,
@@ -27,7 +28,8 @@ const RESERVED: ReadonlySet<number> = new Set([
   AshByte.CANCEL,
 ]);
 
-const FLIP = 0x20;
+/** An escaped byte is sent XORed with this. */
+export const ASH_FLIP = 0x20;
 
 export const ASH_VERSION = 2;
 
@@ -80,7 +82,7 @@ export function randomize(data: Uint8Array): Buffer {
 export function stuff(bytes: Uint8Array): Buffer {
   const out: number[] = [];
   for (const byte of bytes) {
-    if (RESERVED.has(byte)) out.push(AshByte.ESCAPE, byte ^ FLIP);
+    if (ASH_RESERVED.has(byte)) out.push(AshByte.ESCAPE, byte ^ ASH_FLIP);
     else out.push(byte);
   }
   return Buffer.from(out);
@@ -199,7 +201,7 @@ export class AshDecoder {
           break;
         default:
           if (byte === AshByte.WAKE && this.buffer.length === 0 && !this.escaped) break;
-          this.buffer.push(this.escaped ? byte ^ FLIP : byte);
+          this.buffer.push(this.escaped ? byte ^ ASH_FLIP : byte);
           this.escaped = false;
           // No valid frame is this long: keep counting, report it at the flag.
           if (this.buffer.length > 1 + ASH_MAX_DATA + 2 + 1) this.buffer.length = 1 + ASH_MAX_DATA + 2 + 1;
@@ -229,40 +231,6 @@ export class AshDecoder {
     if (frame.kind === "invalid") return frame;
     return { kind: "frame", frame };
   }
-}
-
-/**
- * What a chunk of wire bytes ending at a flag is, without the decoder's state: the serial-line model
- * uses it to decide how long the chip works on it. `ezspFrameId` is set for DATA frames that carry
- * an extended EZSP header (the legacy VERSION command has frame id 0 in byte 2).
- */
-export function classifyAshChunk(
-  chunk: Uint8Array,
-): { kind: "data"; ezspFrameId: number } | { kind: "rst" } | { kind: "other" } {
-  // Only the part after the last CANCEL belongs to the frame this flag ends.
-  let start = 0;
-  for (let i = 0; i < chunk.length; i++) if (chunk[i] === AshByte.CANCEL) start = i + 1;
-  const bytes: number[] = [];
-  let escaped = false;
-  for (let i = start; i < chunk.length; i++) {
-    const byte = chunk[i]!;
-    if (byte === AshByte.FLAG) break;
-    if (byte === AshByte.ESCAPE) {
-      escaped = true;
-      continue;
-    }
-    if (byte === AshByte.XON || byte === AshByte.XOFF || byte === AshByte.SUBSTITUTE) continue;
-    if (byte === AshByte.WAKE && bytes.length === 0 && !escaped) continue;
-    bytes.push(escaped ? byte ^ FLIP : byte);
-    escaped = false;
-  }
-  const control = bytes[0];
-  if (control === undefined) return { kind: "other" };
-  if (control === AshControl.RST) return { kind: "rst" };
-  if ((control & 0x80) !== 0 || bytes.length < 1 + ASH_MIN_DATA + 2) return { kind: "other" };
-  const data = randomize(Buffer.from(bytes.slice(1, Math.min(bytes.length - 2, 6))));
-  const legacy = data.length < 5 || (data[2]! & 0x03) !== 0x01;
-  return { kind: "data", ezspFrameId: legacy ? (data[2] ?? 0) : data[3]! | (data[4]! << 8) };
 }
 
 /** One line for the frame trace. */

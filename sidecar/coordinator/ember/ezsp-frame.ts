@@ -69,6 +69,37 @@ export interface EzspResponse {
   legacy?: boolean;
 }
 
+/** A frame from the NCP as a host reads it. */
+export interface EzspIncoming {
+  sequence: number;
+  frameId: number;
+  /** Sent unasked (asynchronous callback bit), not the answer to a command. */
+  callback: boolean;
+  /** The NCP ran out of room: the parameters are cut short (UG100 frame control). */
+  truncated: boolean;
+  /** The NCP dropped a callback for lack of memory. */
+  overflow: boolean;
+  legacy: boolean;
+  parameters: Buffer;
+}
+
+/** Parse a response or callback frame, as the host does (same header rules as decodeEzspCommand). */
+export function decodeEzspResponse(data: Buffer): EzspIncoming {
+  const frame = decodeEzspCommand(data);
+  const low = frame.frameControl & 0xff;
+  if ((low & FrameControl.RESPONSE) === 0)
+    throw new EzspFrameError(`EZSP frame control 0x${low.toString(16)} is not a response`);
+  return {
+    sequence: frame.sequence,
+    frameId: frame.frameId,
+    callback: (low & FrameControl.ASYNC_CALLBACK) !== 0,
+    truncated: (low & FrameControl.TRUNCATED) !== 0,
+    overflow: (low & FrameControl.OVERFLOW) !== 0,
+    legacy: frame.legacy,
+    parameters: frame.parameters,
+  };
+}
+
 /** Build a response or callback frame from the NCP. */
 export function encodeEzspResponse(response: EzspResponse): Buffer {
   const low = FrameControl.RESPONSE | (response.callback ? FrameControl.ASYNC_CALLBACK : 0);
@@ -91,7 +122,7 @@ export function encodeEzspResponse(response: EzspResponse): Buffer {
   ]);
 }
 
-/** Build a command frame as a host does (extended format unless `legacy`): tests and tools use it. */
+/** Build a command frame as a host does (extended format unless `legacy`). */
 export function encodeEzspCommand(command: {
   sequence: number;
   frameId: number;
@@ -115,7 +146,7 @@ export function encodeEzspCommand(command: {
 
 export class ShortFrameError extends EzspFrameError {}
 
-/** Reads little-endian fields; running past the end is the host's mistake and throws. */
+/** Reads little-endian fields; running past the end means the other side sent too little, and throws. */
 export class ByteReader {
   private offset = 0;
 
