@@ -16,7 +16,7 @@ import { spawn } from "node:child_process";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { FAULTS, type FaultOptions } from "./host/faults.js";
 import { enterArgv } from "./host/namespaces.js";
-import type { HostId } from "./host/naming.js";
+import type { DongleAdapter, HostId } from "./host/naming.js";
 import { LINK_MODES, type LinkMode } from "./simulator/link.js";
 import { DEFAULT_LAB_NAME, Lab } from "./world.js";
 
@@ -41,6 +41,19 @@ function linkMode(value: string): LinkMode {
   return value as LinkMode;
 }
 
+function adapterOption(value: string): DongleAdapter | Record<string, DongleAdapter> {
+  const isAdapter = (v: string): v is DongleAdapter => v === "zstack" || v === "ember";
+  if (isAdapter(value)) return value;
+  const perNode: Record<string, DongleAdapter> = {};
+  for (const part of value.split(",")) {
+    const [node, adapter] = part.split("=");
+    if (!node || !adapter || !isAdapter(adapter))
+      throw new InvalidArgumentError("must be zstack, ember, or node1=ember,node2=zstack");
+    perNode[node] = adapter;
+  }
+  return perNode;
+}
+
 function number(what: string) {
   return (value: string) => {
     const parsed = Number(value);
@@ -62,9 +75,15 @@ program
     "dongles' serial line: instant (default) or realistic (115200 baud 8N1, chip latency, NV costs)",
     linkMode,
   )
+  .option(
+    "--adapter <adapter>",
+    "dongles: zstack (default, TI Z-Stack) or ember (Silicon Labs EmberZNet), or per node: node1=ember,node2=zstack",
+    adapterOption,
+  )
   .action(
     async (opts: {
       nodes: number;
+      adapter?: DongleAdapter | Record<string, DongleAdapter>;
       peerSsh?: boolean;
       dongleTcp?: boolean;
       zigbee: boolean;
@@ -80,6 +99,7 @@ program
         zigbee: opts.zigbee,
         keepOnFailure: opts.keepOnFailure ?? false,
         ...(opts.link ? { link: opts.link } : {}),
+        ...(opts.adapter ? { adapter: opts.adapter } : {}),
         log: (line) => console.log(line),
       });
       const info = lab.info;
@@ -88,7 +108,7 @@ program
       console.log(`  traps: ${info.controller.trapLog}`);
       for (const id of info.nodeIds)
         console.log(
-          `  ${id}: ${info.nodes[id]!.address}, ssh host key ${info.nodes[id]!.ssh.hostKeyFingerprint}`,
+          `  ${id}: ${info.nodes[id]!.address}, ${info.nodes[id]!.adapter ?? "zstack"} dongle, ssh host key ${info.nodes[id]!.ssh.hostKeyFingerprint}`,
         );
     },
   );

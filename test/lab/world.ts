@@ -31,6 +31,7 @@ import {
   checkNodeCount,
   DEFAULT_LAB_NAME,
   DEFAULT_NODES,
+  type DongleAdapter,
   type HostId,
   isNodeId,
 } from "./host/naming.js";
@@ -39,6 +40,8 @@ import { type RunningSidecar, startSidecarInController, writeSidecarConfig } fro
 import { type ActiveFault, type LabInfo, type NodeInfo, readLabInfo, writeLabInfo } from "./host/state.js";
 import { SimulatorClient } from "./simulator/client.js";
 import type { LinkMode } from "./simulator/link.js";
+import { EmberSimulatorClient } from "./simulator-ember/client.js";
+import { EmberDongleView } from "./simulator-ember/zstack-view.js";
 
 export type {
   ActiveFault,
@@ -69,6 +72,11 @@ export interface UpOptions {
    * different mode is applied to every dongle from its next host session on.
    */
   link?: LinkMode;
+  /**
+   * The dongles' family: zstack (default, the Z-Stack simulator) or ember (the EmberZNet one), for
+   * every node or per node. An instance that is up keeps the families it was built with.
+   */
+  adapter?: DongleAdapter | Record<string, DongleAdapter>;
   /** Skip the dongles and zigbee2mqtt (hosts, sshd, Mosquitto, snmptrapd only): for tests of the lab itself. */
   zigbee?: boolean;
   /** Progress lines. */
@@ -244,7 +252,17 @@ export class Lab {
 
   /** The node's simulated dongle, through its control socket: NVRAM, IEEE, frame counter, unplug, ... */
   simulator(node: string): SimulatorClient {
-    return new SimulatorClient(this.node(node).simulator.control);
+    const n = this.node(node);
+    return n.adapter === "ember"
+      ? new EmberDongleView(n.simulator.control)
+      : new SimulatorClient(n.simulator.control);
+  }
+
+  /** An ember node's dongle with its own status (EUI64 token, network up), for ember tests. */
+  ember(node: string): EmberSimulatorClient {
+    const n = this.node(node);
+    if (n.adapter !== "ember") throw new Error(`${node}'s dongle is not an ember one`);
+    return new EmberSimulatorClient(n.simulator.control);
   }
 
   /**
@@ -348,6 +366,7 @@ export class Lab {
       nodeAddress: this.node(node).address,
       mqttServer: info.controller.labMqttUrl,
       network: info.network,
+      adapter: this.node(node).adapter ?? "zstack",
     });
   }
 
@@ -357,8 +376,13 @@ export class Lab {
    */
   async resetNode(node: string): Promise<void> {
     await this.stopZigbee2mqtt(node);
-    const reset = await this.znp(node, "nvram_reset");
-    if (reset.code !== 0) throw new LabCommandError([`[${node}]`, "nvram_reset"], reset);
+    if (this.node(node).adapter === "ember") {
+      // As zigbee2mqtt's own wipe: the network tokens erased (leaveNetwork), the EUI64 token kept.
+      await this.ember(node).leave();
+    } else {
+      const reset = await this.znp(node, "nvram_reset");
+      if (reset.code !== 0) throw new LabCommandError([`[${node}]`, "nvram_reset"], reset);
+    }
     const n = this.node(node);
     await this.execOk(this.nodeHost(node), ["find", n.dataDir, "-mindepth", "1", "-delete"]);
     await this.writeFile(this.nodeHost(node), `${n.dataDir}/configuration.yaml`, this.configuration(node), {

@@ -27,15 +27,23 @@ import type { CoordinatorDriver } from "./driver.js";
 
 const BACKUP = "coordinator_backup.json";
 
+/** Hex bytes in the other order ("a1b2…" → "…b2a1"). */
+const reversed = (hex: string) => (hex.match(/../g) ?? []).reverse().join("");
+
 /**
  * The network's coordinator IEEE as bridge/info shows it. herdsman's ember adapter writes
- * coordinator_ieee with its bytes reversed (its EUI64 is little-endian on the wire); the others
+ * coordinator_ieee with its bytes reversed (the EUI64 is little-endian on the wire); the others
  * write it as shown.
  */
 export function backupIeee(backup: CoordinatorBackup, adapter: "zstack" | "ember"): string {
   const raw = backup.coordinator_ieee.toLowerCase().padStart(16, "0");
-  const ordered = adapter === "ember" ? (raw.match(/../g) ?? []).reverse().join("") : raw;
-  return `0x${ordered}`;
+  return `0x${adapter === "ember" ? reversed(raw) : raw}`;
+}
+
+/** The extended PAN ID as bridge/info shows it: herdsman's ember backup reverses it too. */
+export function backupExtendedPanId(backup: CoordinatorBackup, adapter: "zstack" | "ember"): string {
+  const raw = backup.extended_pan_id.toLowerCase().padStart(16, "0");
+  return `0x${adapter === "ember" ? reversed(raw) : raw}`;
 }
 
 /**
@@ -66,14 +74,16 @@ function backupIn(cx: ClusterContext, snapshot: DataSnapshot | undefined): Coord
   return parseBackup(cx.snapshots.readObject(entry.sha256).toString("utf8"));
 }
 
-function expectedOf(cx: ClusterContext, node: string, backup: CoordinatorBackup): ExpectedNetwork {
+/** The network a backup restores, in bridge/info's notation (what waitOnline compares). */
+function expectedOf(cx: ClusterContext, node: string, backup: CoordinatorBackup) {
+  const adapter = nodeOf(cx, node).config.coordinator.adapter;
   const network = networkOfBackup(backup);
   return {
-    ieee: backupIeee(backup, nodeOf(cx, node).config.coordinator.adapter),
+    ieee: backupIeee(backup, adapter),
     pan_id: network.pan_id,
-    extended_pan_id: network.extended_pan_id,
+    extended_pan_id: backupExtendedPanId(backup, adapter),
     channel: network.channel,
-  };
+  } satisfies ExpectedNetwork;
 }
 
 /** The network's IEEE for `node`'s dongle: bridge/info's when known, else the backup's. */
@@ -162,8 +172,11 @@ function writeTargetStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeove
       const source: RestoreSource = {
         key: "",
         label: `${BACKUP} (${snapshot.id})`,
-        identity: expectedOf(cx, ctx.to, backup) as RestoreSource["identity"],
-        facts: [...issuedFacts(cx, networkOfBackup(backup).extended_pan_id), backupFact(backup, snapshot)],
+        identity: expectedOf(cx, ctx.to, backup),
+        facts: [
+          ...issuedFacts(cx, expectedOf(cx, ctx.to, backup).extended_pan_id),
+          backupFact(backup, snapshot),
+        ],
       };
       const plan = counterPlan(cx, source, Date.now());
       const raised = raiseBackupCounters(backup, plan.target);
@@ -290,7 +303,7 @@ export const z2mBackup: CoordinatorDriver = {
       { mode: 0o644 },
     );
     await adapterToolsOf(cx, node).wipe(cx, node, signal, notes);
-    recordIssue(cx, node, target, networkOfBackup(backup).extended_pan_id);
+    recordIssue(cx, node, target, expectedOf(cx, node, backup).extended_pan_id);
     return `its dongle wiped and its ${BACKUP} raised to frame counter ${target}: zigbee2mqtt restores it at its start`;
   },
   async arm() {

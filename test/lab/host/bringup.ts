@@ -43,6 +43,7 @@ import { ensureKeyPair } from "./keys.js";
 import { layout as layoutOf, NODE_FAULTS_DIR, RUN_BASE } from "./layout.js";
 import { createHostNamespaces, ensurePrivateNsDir, listRunDirs } from "./namespaces.js";
 import {
+  type DongleAdapter,
   dongleIeee,
   type HostId,
   hostAddress,
@@ -69,10 +70,18 @@ async function startNodeDongle(lab: Lab, id: HostId): Promise<void> {
     repo: REPO,
     node: id,
     ieee: node.ieee,
+    adapter: node.adapter ?? "zstack",
     nodeLabDir: lab.layout.node(id).lab,
     ...(node.simulator.tcp ? { tcp: node.simulator.tcp } : {}),
     link: lab.info.link ?? "instant",
   });
+}
+
+/** A node's dongle family: `adapter` for all, or per node ("node1=ember,node2=zstack" style). */
+export function adapterOf(options: UpOptions, id: string): DongleAdapter {
+  const adapter = options.adapter;
+  if (!adapter) return "zstack";
+  return typeof adapter === "string" ? adapter : (adapter[id] ?? "zstack");
 }
 
 /** Other instances' addresses, so this one picks different ones. */
@@ -153,7 +162,8 @@ export async function buildInstance(
       hostname: id,
       netns: netnsName(name, id),
       address,
-      ieee: dongleIeee(name, id),
+      ieee: dongleIeee(name, id, adapterOf(options, id)),
+      adapter: adapterOf(options, id),
       ssh: {
         host: address,
         port: 22,

@@ -6,7 +6,7 @@ import type { LinkMode } from "../simulator/link.js";
 import { SERIAL_PORT } from "./files.js";
 import { daemonArgv, type HostExec, pidfileAlive } from "./hosts.js";
 import { NODE_LAB_DIR } from "./layout.js";
-import type { HostId } from "./naming.js";
+import type { DongleAdapter, HostId } from "./naming.js";
 import { lastLines, waitFor } from "./run.js";
 
 /** The simulated dongle's files, in the node's view (/run/lab is the node's lab dir). */
@@ -39,12 +39,17 @@ export interface DongleStartOptions {
   tcp?: string;
   /** Serial line timing (default instant). */
   link?: LinkMode;
+  /** Which simulator: Z-Stack (default) or EmberZNet. */
+  adapter?: DongleAdapter;
 }
 
-export function simulatorEntry(repo: string): { tsx: string; main: string } {
+export function simulatorEntry(
+  repo: string,
+  adapter: DongleAdapter = "zstack",
+): { tsx: string; main: string } {
   return {
     tsx: join(repo, "node_modules", "tsx", "dist", "loader.mjs"),
-    main: join(repo, "test", "lab", "simulator", "main.ts"),
+    main: join(repo, "test", "lab", adapter === "ember" ? "simulator-ember" : "simulator", "main.ts"),
   };
 }
 
@@ -55,7 +60,7 @@ export function simulatorEntry(repo: string): { tsx: string; main: string } {
 export async function startDongle(exec: HostExec, options: DongleStartOptions): Promise<void> {
   const paths = dongleHostPaths(options.nodeLabDir);
   if (await pidfileAlive(exec, options.node, DONGLE.pid)) return;
-  const entry = simulatorEntry(options.repo);
+  const entry = simulatorEntry(options.repo, options.adapter);
   for (const file of [entry.tsx, entry.main]) {
     if (!existsSync(file))
       throw new Error(`the coordinator simulator is missing: ${file} (see test/lab/simulator)`);
@@ -67,7 +72,7 @@ export async function startDongle(exec: HostExec, options: DongleStartOptions): 
     entry.main,
     "--state",
     DONGLE.state,
-    "--ieee",
+    options.adapter === "ember" ? "--eui64" : "--ieee",
     options.ieee,
     "--pty",
     SERIAL_PORT,

@@ -173,6 +173,8 @@ export interface Z2mConfigInput {
   nodeAddress: string;
   mqttServer: string;
   network: { panId: number; extendedPanId: number[]; networkKey: number[]; channel: number };
+  /** zigbee2mqtt's serial.adapter (default zstack). */
+  adapter?: "zstack" | "ember";
 }
 
 /**
@@ -196,7 +198,7 @@ mqtt:
 serial:
   # The coordinator dongle. On a real node this is often a /dev/serial/by-id/... path (per node).
   port: ${SERIAL_PORT}
-  adapter: zstack
+  adapter: ${input.adapter ?? "zstack"}
 frontend:
   enabled: true
   # This node's own address: differs per node.

@@ -72,9 +72,14 @@ export function hostAddress(subnet: string, host: HostId): string {
 }
 
 /** A TI-style IEEE address (OUI 00:12:4b) per node and instance, as 16 hex digits. */
-export function dongleIeee(name: string, node: string): string {
-  return `00124b00${digest("ieee", name, node).subarray(0, 4).toString("hex")}`;
+export function dongleIeee(name: string, node: string, adapter: DongleAdapter = "zstack"): string {
+  // Texas Instruments' and Silicon Labs' OUIs, as real dongles of each family carry.
+  const prefix = adapter === "ember" ? "8c65a3ff" : "00124b00";
+  return `${prefix}${digest("ieee", name, node).subarray(0, 4).toString("hex")}`;
 }
+
+/** The dongle family a lab node simulates: TI Z-Stack (zigbee2mqtt's zstack) or EmberZNet (ember). */
+export type DongleAdapter = "zstack" | "ember";
 
 export interface NetworkSettings {
   panId: number;

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { LinkMode } from "../simulator/link.js";
-import type { NetworkSettings } from "./naming.js";
+import type { DongleAdapter, NetworkSettings } from "./naming.js";
 
 /** A fault in effect, as `status` observes it on the hosts. */
 export interface ActiveFault {
@@ -23,6 +23,8 @@ export interface NodeInfo {
   address: string;
   /** The simulated dongle's IEEE address, 16 hex digits. */
   ieee: string;
+  /** Its family (absent: zstack, as labs built before ember dongles). */
+  adapter?: DongleAdapter;
   ssh: {
     host: string;
     port: number;

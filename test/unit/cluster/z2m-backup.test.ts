@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { ClusterContext } from "../../../sidecar/cluster/context.js";
 import {
+  backupExtendedPanId,
   backupIeee,
   raiseBackupCounters,
   z2mBackup,
@@ -67,6 +68,12 @@ describe("the network's IEEE in a backup", () => {
   it("is as written for Z-Stack, byte-reversed for herdsman's ember adapter", () => {
     expect(backupIeee(backup, "zstack")).toBe("0xa1b2c3fffe040506");
     expect(backupIeee(backup, "ember")).toBe("0x060504feffc3b2a1");
+    // herdsman's ember backup reverses the extended PAN ID as well (seen in the lab).
+    const ember = parseBackup(
+      JSON.stringify({ ...JSON.parse(JSON.stringify(backup)), extended_pan_id: "b60e0c0171892b5e" }),
+    );
+    expect(backupExtendedPanId(ember, "ember")).toBe("0x5e2b8971010c0eb6");
+    expect(backupExtendedPanId(ember, "zstack")).toBe("0xb60e0c0171892b5e");
   });
 });
 
