@@ -22,6 +22,10 @@ want=$(node -p 'require("./package.json").version')
 got=$("$tmp/prefix/bin/z2m-ha" --version)
 [[ $got == "$want" ]] || { echo "z2m-ha --version printed $got, expected $want" >&2; exit 1; }
 echo "z2m-ha --version: $got"
+# The EmberZNet host tool the sidecar uploads onto ember nodes ships beside the CLI.
+tool="$tmp/prefix/lib/node_modules/zigbee2mqtt-ha/dist/ember-tool.js"
+node "$tool" --help | grep -q "^usage: node ember-tool.js" || { echo "$tool is missing or does not run" >&2; exit 1; }
+echo "dist/ember-tool.js is in the package and runs"
 Z2MHA_MQTT_PASSWORD=example "$tmp/prefix/bin/z2m-ha" config check deploy/config.example.yaml
 
 echo "-- systemd-analyze verify"

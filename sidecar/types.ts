@@ -83,7 +83,12 @@ export interface ClusterState {
     /** Snapshots the takeover used; kept by pruning until the next takeover. */
     snapshots?: string[];
   };
-  last_nvram_snapshot?: { at: string; id: string; node: string };
+  /**
+   * The NVRAM read in the last switchover; `backup_key`: the content key (coordinator-state.ts)
+   * of the coordinator_backup.json zigbee2mqtt wrote on that same stop, so a later backup with the
+   * same content is known to hold nothing the NVRAM copy lacks.
+   */
+  last_nvram_snapshot?: { at: string; id: string; node: string; backup_key?: string };
   /** What each standby's staging dir holds, as of the last sync that reached it. */
   staging?: Record<string, { snapshot_id: string; at: string; operation_id: string }>;
   /** When zigbee2mqtt last answered a backup request (coordinator_backup.json refreshed). */

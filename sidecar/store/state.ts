@@ -46,7 +46,9 @@ const stateSchema = z.object({
       snapshots: z.array(z.string()).optional(),
     })
     .optional(),
-  last_nvram_snapshot: z.object({ at: timestamp, id: z.string(), node: nodeId }).optional(),
+  last_nvram_snapshot: z
+    .object({ at: timestamp, id: z.string(), node: nodeId, backup_key: z.string().optional() })
+    .optional(),
   staging: z
     .record(nodeId, z.object({ snapshot_id: z.string(), at: timestamp, operation_id: z.string() }))
     .optional(),

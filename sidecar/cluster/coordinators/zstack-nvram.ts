@@ -24,6 +24,7 @@ import { type ExpectedNetwork, readNvram, toolStepTimeout, withTool } from "../o
 import {
   armedWith,
   armHorizon,
+  backupContentKey,
   backupFact,
   counterPlan,
   issuedFacts,
@@ -125,12 +126,35 @@ function readSourceStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeover
     key: "read-source-nvram",
     name: `read NVRAM on ${from}`,
     timeoutMs: Math.max(toolStepTimeout(cx, from), 300_000),
-    run: ({ signal, op }) =>
-      sideBySide([
+    run: async ({ signal, op }) => {
+      const detail = await sideBySide([
         ["NVRAM", () => readSource(cx, ctx, signal, op.id)],
         ["final sync", () => finalSync(cx, ctx, signal, op.id)],
-      ]),
+      ]);
+      linkBackupToNvram(cx, ctx);
+      return detail;
+    },
   };
+}
+
+/**
+ * zigbee2mqtt wrote its coordinator_backup.json on the same clean stop the NVRAM was read after:
+ * the NVRAM copy holds all the backup does (and more). Recorded by the backup's content key, so
+ * that arming and failover can write the exact NVRAM copy for any later backup of that content.
+ */
+function linkBackupToNvram(cx: ClusterContext, ctx: TakeoverContext): void {
+  const entry = ctx.dataSnapshot?.files.find((f) => f.path === "coordinator_backup.json");
+  if (!entry || !ctx.nvramSnapshotId) return;
+  let key: string;
+  try {
+    key = backupContentKey(parseBackup(cx.snapshots.readObject(entry.sha256).toString("utf8")));
+  } catch {
+    return;
+  }
+  cx.state.update((s) => {
+    const last = s.last_nvram_snapshot;
+    if (last && last.id === ctx.nvramSnapshotId) last.backup_key = key;
+  });
 }
 
 /** Parks A's coordinator: a soft reset after which it holds its NVRAM but runs no network. */

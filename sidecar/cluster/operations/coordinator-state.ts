@@ -132,6 +132,18 @@ export async function restoreSourceOf(
   const facts = issuedFacts(cx, identity.extended_pan_id);
   if (nvram) facts.push(snapshotFact(nvram));
   if (backup) facts.push(backupFact(backup, backupFile));
+  if (useBackup && backup && nvram && lastNvram?.backup_key === backupContentKey(backup)) {
+    // The NVRAM was read on the stop that wrote a backup of this very content: its exact copy
+    // carries everything the backup does, and the tables a backup leaves out. Same key, so an
+    // arming from either counts for both.
+    return {
+      key: `backup:${lastNvram.backup_key}`,
+      label: `${nvram.id} (the NVRAM copy of what coordinator_backup.json (${backupFile?.id}) holds)`,
+      identity: pickIdentity(networkOf(nvram.dump)),
+      facts,
+      nvram: { id: nvram.id, created_at: nvram.created_at, dump: nvram.dump },
+    };
+  }
   if (useBackup && backup) {
     return {
       key: `backup:${backupContentKey(backup)}`,

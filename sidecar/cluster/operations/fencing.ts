@@ -24,8 +24,14 @@ export function fenceStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeov
       try {
         if (skipSsh) throw new Error("unreachable");
         // The first answer gets what monitoring gives a probe: a node that cannot answer that
-        // quickly is fenced by the fence command instead, and every second here is outage.
-        const state = await node.serviceState(within(cx.config.monitor.probe_timeout));
+        // quickly is fenced by the fence command instead, and every second here is outage. The
+        // wait is cut at that time even while SSH still waits for a session channel (the transport
+        // stops the read-only status command itself once the channel opens, if it ever does).
+        const state = await answerWithin(
+          node.serviceState(within(cx.config.monitor.probe_timeout)),
+          cx.config.monitor.probe_timeout,
+          `${from} did not answer within ${cx.config.monitor.probe_timeout} ms`,
+        );
         if (state !== "stopped") await node.stopService(within(30_000));
         const after = await node.serviceState(within(8_000));
         if (after !== "running") {
@@ -193,4 +199,14 @@ export function stopStrayPlan(
       },
     ],
   };
+}
+
+/** `promise`, or a rejection after `ms` (the promise goes on by itself; its result is dropped). */
+function answerWithin<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  promise.catch(() => undefined);
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
