@@ -252,6 +252,49 @@ describe("checkNode", () => {
     expect(hasErrors(results)).toBe(true);
   });
 
+  it("a network-attached coordinator: never connected to while zigbee2mqtt holds it; stopped, reached from the node", async () => {
+    const tcpNode = (running: boolean, reachable: boolean) => {
+      const node = systemdNode();
+      const fresh = new FakeNode({
+        service: node.config.service,
+        coordinator: { port: "tcp://192.0.2.7:6638", tools: "/opt/zigpy-znp/bin/python3 -m zigpy_znp.tools" },
+      });
+      Object.assign(fresh, { files: node.files, stats: node.stats, answers: node.answers });
+      fresh.files["/opt/zigbee2mqtt/data/configuration.yaml"] =
+        "serial: {port: 'tcp://192.0.2.7:6638', adapter: zstack}\nmqtt: {server: mqtt://b:1883}\n";
+      return fresh
+        .answer((a) => a[0] === "systemctl" && a[1] === "is-active", running ? { code: 0 } : { code: 3 })
+        .answer((a) => a[0] === "node" && a[1] === "-e", { code: reachable ? 0 : 1 });
+    };
+    const connects = (node: FakeNode) => node.ran.filter((a) => a[0] === "node" && a[1] === "-e");
+
+    const busy = tcpNode(true, true);
+    const held = await checkNode(busy, { clockSkewWarnMs: 2000 });
+    expect(held.find((r) => r.id === "port")).toMatchObject({
+      ok: true,
+      severity: "warning",
+      detail: expect.stringMatching(
+        /not connected to, as zigbee2mqtt runs here and holds its one client connection/,
+      ),
+    });
+    expect(connects(busy)).toEqual([]);
+    expect(held.find((r) => r.id === "port.match")).toMatchObject({ ok: true });
+
+    const free = tcpNode(false, true);
+    expect((await checkNode(free, { clockSkewWarnMs: 2000 })).find((r) => r.id === "port")).toMatchObject({
+      ok: true,
+      detail: "tcp://192.0.2.7:6638 accepts a connection from the node",
+    });
+    expect(connects(free)).toEqual([["node", "-e", expect.any(String), "192.0.2.7", "6638"]]);
+
+    const gone = tcpNode(false, false);
+    expect((await checkNode(gone, { clockSkewWarnMs: 2000 })).find((r) => r.id === "port")).toMatchObject({
+      ok: false,
+      severity: "error",
+      fix: expect.stringMatching(/no other client/),
+    });
+  });
+
   it("an adapter nobody supports yet is an error naming the ones that are", async () => {
     const node = systemdNode();
     node.files["/opt/zigbee2mqtt/data/configuration.yaml"] =
