@@ -24,6 +24,7 @@ const LAB = "z2mhaember";
 const SWITCHOVER_STEPS = [
   "preflight",
   "ensure-target-stopped",
+  "refresh-backup",
   "prepare-target-coordinator",
   "stop-source",
   "capture-source",
@@ -154,7 +155,7 @@ describe("EmberZNet dongles with the z2m-backup driver", () => {
     expect(await lab.ember("node3").tokens()).toEqual(tokens);
   });
 
-  it("the target's disk full while its data dir is written: rolled back, the old active's dongle as it was", async () => {
+  it("the target's disk full as the old active stops: rolled back, the old active's dongle as it was", async () => {
     const held = (await lab.ember("node2").tokens()).tokens;
     const events = h.api.events();
     await events.ready;
@@ -163,11 +164,7 @@ describe("EmberZNet dongles with the z2m-backup driver", () => {
       const started = await startWhenFree(h.api, "switchover", { target: "node1", reason: "lab: full disk" });
       await events.seen("operation.step", (d) => {
         const step = d.step as { name: string; status: string };
-        return (
-          d.operation_id === started.id &&
-          step.name.startsWith("write the raised backup") &&
-          step.status === "running"
-        );
+        return d.operation_id === started.id && step.name === "stop node2" && step.status === "running";
       });
       await lab.fault("fill-disk", "node1", { disk: "home" });
       op = await h.api.finish(started);
@@ -176,6 +173,9 @@ describe("EmberZNet dongles with the z2m-backup driver", () => {
       await lab.fault("free-disk", "node1");
     }
     expect(op.status, JSON.stringify({ error: op.error, steps: stepsOf(op) })).toBe("rolled_back");
+    expect(op.error?.step).toMatch(
+      /^(read the coordinator backup of node2 and park it|write the raised backup and data dir on node1)$/,
+    );
     expect(op.steps.filter((s) => s.rollback).map((s) => s.key)).toEqual([
       "rollback-stop-target",
       "restart-source",

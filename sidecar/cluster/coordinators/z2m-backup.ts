@@ -12,13 +12,18 @@
  * Why the target is wiped: a dongle that still holds this network (an older copy) is resumed by
  * herdsman as it is, with its older, lower counter; only a blank dongle is restored.
  */
-import { type CoordinatorBackup, networkOfBackup, parseBackup } from "../../coordinator/backup.js";
+import {
+  backupDate,
+  type CoordinatorBackup,
+  networkOfBackup,
+  parseBackup,
+} from "../../coordinator/backup.js";
 import { checkCounter } from "../../coordinator/nvram.js";
 import type { DataSnapshot } from "../../store/snapshots.js";
 import { type ClusterContext, nodeOf, stagingOf } from "../context.js";
 import { type ExpectedNetwork, toolStepTimeout, zigbee2mqttLogTail } from "../operations/common.js";
 import { backupFact, counterPlan, issuedFacts, type RestoreSource } from "../operations/coordinator-state.js";
-import { captureDataDir, stageSnapshot } from "../operations/data-dir.js";
+import { captureDataDir, refreshBackupStep, stageSnapshot } from "../operations/data-dir.js";
 import type { TakeoverContext } from "../operations/takeover-context.js";
 import { finalSync, installDataDir, recordIssue, sideBySide } from "../operations/takeover-parts.js";
 import { type Step, StepFailure } from "../runner.js";
@@ -143,9 +148,19 @@ function captureSourceStep(cx: ClusterContext, ctx: TakeoverContext): Step<Takeo
           "final sync",
           async () => {
             const detail = await finalSync(cx, ctx, signal, op.id);
-            if (!backupIn(cx, ctx.dataSnapshot))
+            const backup = backupIn(cx, ctx.dataSnapshot);
+            if (!backup)
               throw new StepFailure(`${from}'s data dir holds no ${BACKUP} after its zigbee2mqtt stopped`);
-            return detail;
+            const written = backupDate(backup)?.getTime();
+            if (ctx.stopSentAt && !(written !== undefined && written >= ctx.stopSentAt - 1000)) {
+              // Its clean stop should have written one; the one before the stop still bounds the
+              // counter (its age × failover.frame_counter_rate is added), so it is used, and said.
+              ctx.notes.push(
+                `zigbee2mqtt on ${from} wrote no ${BACKUP} on its stop: the one from ${written ? new Date(written).toISOString() : "an unknown time"} is restored, its counter raised for its age`,
+              );
+              return `${detail}; no backup written on the stop, the older one is used`;
+            }
+            return `${detail}; ${BACKUP} written on the stop`;
           },
         ],
         [`park ${from}`, () => adapterToolsOf(cx, from).park(cx, from, signal, ctx.notes)],
@@ -245,7 +260,12 @@ export const z2mBackup: CoordinatorDriver = {
     return problems;
   },
   switchoverSteps: (cx, ctx) => ({
-    prepare: [prepareTargetStep(cx, ctx)],
+    // A fresh backup before the stop too: should zigbee2mqtt write none as it stops, the newest
+    // one is seconds old rather than up to a sync interval.
+    prepare: [
+      refreshBackupStep(cx, { backup: "" }, true) as Step<TakeoverContext>,
+      prepareTargetStep(cx, ctx),
+    ],
     outage: [captureSourceStep(cx, ctx), writeTargetStep(cx, ctx)],
   }),
   failoverSteps: (cx, ctx) => [prepareTargetStep(cx, ctx), writeTargetStep(cx, ctx)],

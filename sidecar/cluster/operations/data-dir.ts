@@ -11,7 +11,7 @@ import type { StagedManifest, StageResult } from "../../node/staging.js";
 import type { DataSnapshot, Retention, SnapshotFile } from "../../store/snapshots.js";
 import { applyOverrides } from "../../z2m/config-yaml.js";
 import { type ClusterContext, nodeOf, stagingOf } from "../context.js";
-import { type OperationPlan, StepFailure } from "../runner.js";
+import { type OperationPlan, type Step, StepFailure } from "../runner.js";
 import { recordStaged } from "./common.js";
 
 const CAPTURE_ATTEMPTS = 8;
@@ -187,5 +187,41 @@ export function restoreSnapshotPlan(
         },
       },
     ],
+  };
+}
+
+/** Asks zigbee2mqtt for a fresh coordinator_backup.json (at most every sync.backup_refresh unless forced). */
+export function refreshBackupStep(
+  cx: ClusterContext,
+  ctx: { backup: string },
+  force: boolean,
+): Step<unknown> {
+  return {
+    key: "refresh-backup",
+    name: "refresh coordinator backup",
+    timeoutMs: cx.config.sync.backup_timeout + 5_000,
+    run: async () => {
+      const last = cx.state.get().last_backup_refresh;
+      if (!force && last && Date.now() - Date.parse(last.at) < cx.config.sync.backup_refresh) {
+        ctx.backup = `fresh enough (zigbee2mqtt wrote it ${Math.round((Date.now() - Date.parse(last.at)) / 1000)}s ago)`;
+        return ctx.backup;
+      }
+      const bridge = cx.watcher.status();
+      if (!bridge.broker_connected || bridge.state === "offline") {
+        ctx.backup = `zigbee2mqtt is not online (${bridge.broker_connected ? "bridge/state offline" : "broker unreachable"}); using the backup on disk`;
+        return ctx.backup;
+      }
+      const response = await cx.watcher.request("backup", {}, cx.config.sync.backup_timeout);
+      if (response.status === "ok") {
+        const node = cx.state.get().active ?? "?";
+        cx.state.update((s) => {
+          s.last_backup_refresh = { at: new Date().toISOString(), node };
+        });
+        ctx.backup = "zigbee2mqtt refreshed coordinator_backup.json";
+      } else {
+        ctx.backup = `zigbee2mqtt did not refresh the backup (${response.error ?? "error"}); using the one on disk`;
+      }
+      return ctx.backup;
+    },
   };
 }

@@ -2,7 +2,7 @@ import { contentDigest, type DataSnapshot } from "../../store/snapshots.js";
 import { type ClusterContext, nodeOf } from "../context.js";
 import { PreconditionError } from "../errors.js";
 import { type OperationPlan, type Step, StepFailure } from "../runner.js";
-import { captureDataDir, retention, stageSnapshot } from "./data-dir.js";
+import { captureDataDir, refreshBackupStep, retention, stageSnapshot } from "./data-dir.js";
 import { armStep } from "./standby.js";
 
 export interface SyncContext {
@@ -29,41 +29,6 @@ export interface SyncOptions {
   targets?: string[];
   /** Ask zigbee2mqtt for a fresh coordinator backup first: "auto" obeys sync.backup_refresh. */
   refreshBackup?: boolean | "auto";
-}
-
-export function refreshBackupStep(
-  cx: ClusterContext,
-  ctx: { backup: string },
-  force: boolean,
-): Step<unknown> {
-  return {
-    key: "refresh-backup",
-    name: "refresh coordinator backup",
-    timeoutMs: cx.config.sync.backup_timeout + 5_000,
-    run: async () => {
-      const last = cx.state.get().last_backup_refresh;
-      if (!force && last && Date.now() - Date.parse(last.at) < cx.config.sync.backup_refresh) {
-        ctx.backup = `fresh enough (zigbee2mqtt wrote it ${Math.round((Date.now() - Date.parse(last.at)) / 1000)}s ago)`;
-        return ctx.backup;
-      }
-      const bridge = cx.watcher.status();
-      if (!bridge.broker_connected || bridge.state === "offline") {
-        ctx.backup = `zigbee2mqtt is not online (${bridge.broker_connected ? "bridge/state offline" : "broker unreachable"}); using the backup on disk`;
-        return ctx.backup;
-      }
-      const response = await cx.watcher.request("backup", {}, cx.config.sync.backup_timeout);
-      if (response.status === "ok") {
-        const node = cx.state.get().active ?? "?";
-        cx.state.update((s) => {
-          s.last_backup_refresh = { at: new Date().toISOString(), node };
-        });
-        ctx.backup = "zigbee2mqtt refreshed coordinator_backup.json";
-      } else {
-        ctx.backup = `zigbee2mqtt did not refresh the backup (${response.error ?? "error"}); using the one on disk`;
-      }
-      return ctx.backup;
-    },
-  };
 }
 
 export function readStep(cx: ClusterContext, ctx: SyncContext, name?: string): Step<SyncContext> {

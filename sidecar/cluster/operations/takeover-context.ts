@@ -45,6 +45,8 @@ export interface TakeoverContext {
   committed: boolean;
   /** A stop was sent to the old active's zigbee2mqtt by this operation (so rollback restarts it). */
   stoppedFrom: boolean;
+  /** When that stop was sent (a backup zigbee2mqtt wrote on its stop is newer). */
+  stopSentAt?: number;
   /** Writing to the target's dongle began (reset, write or restore). */
   touchedTo: boolean;
   /** The target's zigbee2mqtt may have been started (its start command was sent). */

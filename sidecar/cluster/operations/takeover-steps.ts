@@ -52,6 +52,7 @@ export function stopFromStep(cx: ClusterContext, ctx: TakeoverContext): Step<Tak
     timeoutMs: 120_000,
     run: async ({ signal }) => {
       ctx.stoppedFrom = true;
+      ctx.stopSentAt = Date.now();
       let detail: string;
       try {
         detail = await stopAndConfirm(cx, from, signal);

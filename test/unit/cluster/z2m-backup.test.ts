@@ -248,7 +248,9 @@ describe("the z2m-backup driver with an ember dongle", () => {
       node2: { eui64: "8c65a3fffe112233", custom: null, network },
     });
     const ctx = takeoverContext("node2");
-    const [prepare] = z2mBackup.switchoverSteps(cx, ctx).prepare;
+    const prepare = z2mBackup
+      .switchoverSteps(cx, ctx)
+      .prepare.find((s) => s.key === "prepare-target-coordinator");
     const detail = await prepare?.run(io(ctx));
     // Reading its network would start it beside node1's: the identity only, then a quiet wipe.
     expect(calls).toEqual([
@@ -268,7 +270,10 @@ describe("the z2m-backup driver with an ember dongle", () => {
       node2: { eui64: "8c65a3fffe112233", custom: "060504feffc3b2a1", network: null },
     });
     const ctx = takeoverContext("node2");
-    const detail = await z2mBackup.switchoverSteps(cx, ctx).prepare[0]?.run(io(ctx));
+    const detail = await z2mBackup
+      .switchoverSteps(cx, ctx)
+      .prepare.find((s) => s.key === "prepare-target-coordinator")
+      ?.run(io(ctx));
     expect(calls).toEqual(["node2 info --no-network", "node2 wipe"]);
     expect(detail).toBe("wiped without starting what it held: zigbee2mqtt restores onto a blank dongle");
   });
