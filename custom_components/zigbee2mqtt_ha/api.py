@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 import json
 import socket
 from typing import Any, Self
@@ -323,7 +323,7 @@ class LastSwitchover:
 
 @dataclass(frozen=True, kw_only=True)
 class LastSnapshot:
-    """The freshest coordinator (NVRAM) snapshot the sidecar holds."""
+    """A coordinator snapshot the sidecar holds (NVRAM, or a data snapshot's backup)."""
 
     at: datetime | None
     id: str
@@ -340,6 +340,9 @@ class ClusterState:
     last_sync: LastSync | None
     last_switchover: LastSwitchover | None
     last_nvram_snapshot: LastSnapshot | None
+    # Newer sidecars: the newest coordinator state whatever the driver (z2m-backup clusters have
+    # no NVRAM snapshots). Only in the full status, not in `state.changed` events.
+    last_coordinator_snapshot: LastSnapshot | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
@@ -347,6 +350,7 @@ class ClusterState:
         sync = data.get("last_sync")
         switch = data.get("last_switchover")
         snap = data.get("last_nvram_snapshot")
+        coordinator = data.get("last_coordinator_snapshot")
         return cls(
             active=_opt_str(data.get("active")),
             automation=Automation.from_dict(data.get("automation") or {}),
@@ -366,13 +370,23 @@ class ClusterState:
             )
             if isinstance(switch, Mapping)
             else None,
-            last_nvram_snapshot=LastSnapshot(
-                at=_parse_time(snap.get("at")),
-                id=str(snap.get("id", "")),
-                node=str(snap.get("node", "")),
-            )
-            if isinstance(snap, Mapping)
-            else None,
+            last_nvram_snapshot=_snapshot(snap),
+            last_coordinator_snapshot=_snapshot(coordinator),
+        )
+
+    @property
+    def coordinator_snapshot(self) -> LastSnapshot | None:
+        """The newest coordinator state known: the driver-neutral one, or the last NVRAM one."""
+        candidates = [
+            s
+            for s in (self.last_coordinator_snapshot, self.last_nvram_snapshot)
+            if s is not None
+        ]
+        if not candidates:
+            return None
+        return max(
+            candidates,
+            key=lambda s: s.at or datetime.min.replace(tzinfo=UTC),
         )
 
 
@@ -426,6 +440,11 @@ class ClusterStatus:
 
 def _state_changed(status: ClusterStatus, data: Mapping[str, Any]) -> ClusterStatus:
     state = ClusterState.from_dict(data["state"])
+    if state.last_coordinator_snapshot is None:
+        # The event carries the persisted state only: keep what the last full status said.
+        state = replace(
+            state, last_coordinator_snapshot=status.state.last_coordinator_snapshot
+        )
     nodes = status.nodes
     if state.active != status.state.active:
         # Roles follow the active node; health follows in the nodes' own events.
@@ -713,3 +732,13 @@ class _EventParser:
         if not isinstance(payload, Mapping):
             return None
         return SidecarEvent(type=event_type, id=self._id, data=payload)
+
+
+def _snapshot(data: Any) -> LastSnapshot | None:
+    if not isinstance(data, Mapping):
+        return None
+    return LastSnapshot(
+        at=_parse_time(data.get("at")),
+        id=str(data.get("id", "")),
+        node=str(data.get("node", "")),
+    )

@@ -133,13 +133,13 @@ SENSORS: tuple[Zigbee2mqttHaSensorEntityDescription, ...] = (
         translation_key="last_coordinator_snapshot",
         device_class=SensorDeviceClass.TIMESTAMP,
         value_fn=lambda status: (
-            status.state.last_nvram_snapshot.at
-            if status.state.last_nvram_snapshot
+            status.state.coordinator_snapshot.at
+            if status.state.coordinator_snapshot
             else None
         ),
         attributes_fn=lambda status: (
-            {"node": status.state.last_nvram_snapshot.node}
-            if status.state.last_nvram_snapshot
+            {"node": status.state.coordinator_snapshot.node}
+            if status.state.coordinator_snapshot
             else {}
         ),
     ),

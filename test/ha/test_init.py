@@ -245,3 +245,49 @@ async def test_protected_follows_the_standbys(
         previous="standby-not-ready",
     )
     await wait_for(lambda: current(hass, "binary_sensor", "protected") == STATE_ON)
+
+
+async def test_last_coordinator_snapshot_of_a_backup_cluster(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, sidecar: FakeSidecar
+) -> None:
+    """A z2m-backup cluster has no NVRAM snapshot: the driver-neutral one is shown, and kept."""
+    del sidecar.status["last_nvram_snapshot"]
+    sidecar.status["last_coordinator_snapshot"] = {
+        "at": "2026-05-01T09:55:00.000Z",
+        "id": "data-20260501T095500000Z-1a2b3c4d",
+        "node": "node1",
+        "kind": "backup",
+    }
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(lambda: sidecar.open_streams == 1)
+    snapshot = entity_id(hass, "sensor", "last_coordinator_snapshot")
+    await wait_for(
+        lambda: current(hass, "sensor", "last_coordinator_snapshot") != "unknown"
+    )
+    assert (
+        current(hass, "sensor", "last_coordinator_snapshot")
+        == "2026-05-01T09:55:00+00:00"
+    )
+    found = hass.states.get(snapshot)
+    assert found is not None
+    assert found.attributes["node"] == "node1"
+
+    # A state.changed event carries the persisted state only: the snapshot stays what it was.
+    await sidecar.push(
+        "state.changed",
+        state={
+            "version": 1,
+            "active": "node2",
+            "automation": {"automatic_failover": True, "maintenance": False},
+            "fenced": {},
+        },
+    )
+    await wait_for(lambda: current(hass, "sensor", "active_node") == "node2")
+    assert (
+        current(hass, "sensor", "last_coordinator_snapshot")
+        == "2026-05-01T09:55:00+00:00"
+    )
+    await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
