@@ -7,6 +7,7 @@
 import { type NetworkIdentity, networkOf, parseNvram } from "../../coordinator/nvram.js";
 import { type ClusterContext, nodeOf } from "../context.js";
 import { readNvram, withTool } from "../operations/common.js";
+import { parkNode } from "./zstack-nvram.js";
 
 export interface DongleInfo {
   /** The IEEE (EUI64) the dongle answers with now, 0x-prefixed. */
@@ -95,18 +96,7 @@ const zstackTools: AdapterTools = {
         : {}),
     };
   },
-  async park(cx, node, signal, notes) {
-    const legacy = parseNvram(await readNvram(cx, node, signal, notes)).LEGACY ?? {};
-    const item = await withTool(
-      cx,
-      node,
-      "park the coordinator",
-      signal,
-      (n, s) => n.parkCoordinator(legacy, s),
-      notes,
-    );
-    return `soft reset (nvram_write of ${item} unchanged): its coordinator holds`;
-  },
+  park: (cx, node, signal, notes) => parkNode(cx, node, signal, notes),
   async wipe(cx, node, signal, notes) {
     await withTool(cx, node, "nvram_reset", signal, (n, s) => n.nvramReset(s), notes);
   },

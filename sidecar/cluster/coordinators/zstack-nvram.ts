@@ -157,19 +157,10 @@ function linkBackupToNvram(cx: ClusterContext, ctx: TakeoverContext): void {
   });
 }
 
-/** Parks A's coordinator: a soft reset after which it holds its NVRAM but runs no network. */
+/** Parks A's coordinator with the items its read just gave (no second read in the outage). */
 async function parkSource(cx: ClusterContext, ctx: TakeoverContext, signal: AbortSignal): Promise<string> {
-  const from = ctx.from as string;
-  const legacy = ctx.dump?.LEGACY ?? {};
-  const item = await withTool(
-    cx,
-    from,
-    "park the coordinator",
-    signal,
-    (n, s) => n.parkCoordinator(legacy, s),
-    ctx.notes,
-  );
-  return `soft reset (nvram_write of ${item} unchanged): the old coordinator holds, its NVRAM as read`;
+  const detail = await parkNode(cx, ctx.from as string, signal, ctx.notes, ctx.dump?.LEGACY ?? {});
+  return `${detail}, its NVRAM as read`;
 }
 
 /**
@@ -796,22 +787,25 @@ function identityMismatch(network: NetworkIdentity, expected: RestoreIdentity): 
   return wrong.length ? wrong.join(", ") : undefined;
 }
 
-/** Parks a node's coordinator: a soft reset after which it holds its NVRAM but runs no network. */
-async function parkNode(
+/**
+ * Parks a node's coordinator: a soft reset after which it holds its NVRAM but runs no network.
+ * Its inert items are read first unless `legacy` (what a read just gave) is there already.
+ */
+export async function parkNode(
   cx: ClusterContext,
   node: string,
   signal: AbortSignal,
   notes?: string[],
+  legacy?: Record<string, string>,
 ): Promise<string> {
-  const text = await readNvram(cx, node, signal, notes);
-  const legacy = parseNvram(text).LEGACY ?? {};
+  const items = legacy ?? parseNvram(await readNvram(cx, node, signal, notes)).LEGACY ?? {};
   // The step's abort also ends the remote tool.
   const item = await withTool(
     cx,
     node,
     "park the coordinator",
     signal,
-    (n, s) => n.parkCoordinator(legacy, s),
+    (n, s) => n.parkCoordinator(items, s),
     notes,
   );
   return `soft reset (nvram_write of ${item} unchanged): its coordinator holds`;
@@ -838,7 +832,7 @@ export const zstackNvram: CoordinatorDriver = {
     installStep(cx, ctx),
   ],
   captureAndPark: readAndPark,
-  park: parkNode,
+  park: (cx, node, signal, notes) => parkNode(cx, node, signal, notes),
   retire: retireCopy,
   raiseCounter,
   arm: armStandby,
