@@ -7,44 +7,19 @@
  * the one-time custom EUI64 token, a port that does not exist, and the realistic serial line.
  */
 import { spawn, spawnSync } from "node:child_process";
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-} from "node:fs";
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, type MosquittoBroker, startMosquitto } from "../helpers/mosquitto.js";
-import {
-  MqttWatcher,
-  writeZ2mConfiguration,
-  type Z2mNetwork,
-  Z2mProcess,
-  z2mInstallDir,
-  z2mInstalled,
-  z2mSettings,
-} from "../helpers/z2m.js";
+import { freePort } from "../helpers/mosquitto.js";
+import { TEST_EPID as EPID, Z2mHarness } from "../helpers/z2m-harness.js";
 import { EmberSimulatorProcess } from "../lab/simulator-ember/process.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const TOOL = join(repoRoot, "dist", "ember-tool.js");
 
-const NETWORK: Z2mNetwork = {
-  panId: 6754,
-  extPanId: [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88],
-  channel: 15,
-  networkKey: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
-};
-const EPID = "1122334455667788";
 const FPS = 20;
 const EUI_A = "8c65a3fffe00a0a1";
 const EUI_B = "8c65a3fffe00b0b2";
@@ -52,11 +27,8 @@ const EUI_R = "8c65a3fffe00e0e5";
 const CUSTOM = "8c65a3fffe00c0cc";
 const OTHER = "8c65a3fffe00d0dd";
 
-let dir: string;
-let broker: MosquittoBroker;
-let mqtt: MqttWatcher;
-const sims: EmberSimulatorProcess[] = [];
-const running = new Set<Z2mProcess>();
+const h = new Z2mHarness({ prefix: "ember-tool-", adapter: "ember" });
+/** The tool's runs, by label. */
 const timings: Record<string, number> = {};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -106,48 +78,9 @@ async function startSim(
   eui64: string,
   extra: { link?: "instant" | "realistic"; statePath?: string } = {},
 ): Promise<EmberSimulatorProcess> {
-  const sim = await EmberSimulatorProcess.start({
-    dir,
-    name,
-    eui64,
-    pty: true,
-    framesPerSecond: FPS,
-    ...extra,
-  });
-  sims.push(sim);
-  return sim;
-}
-
-function dataDir(name: string, serialPort: string): string {
-  const path = join(dir, name);
-  mkdirSync(path, { recursive: true });
-  writeZ2mConfiguration(
-    path,
-    z2mSettings({ mqttUrl: broker.url, serialPort, adapter: "ember", network: NETWORK }),
+  return h.track(
+    await EmberSimulatorProcess.start({ dir: h.dir, name, eui64, pty: true, framesPerSecond: FPS, ...extra }),
   );
-  return path;
-}
-
-async function z2mOnline(data: string, label: string, expectResult: string): Promise<Z2mProcess> {
-  const since = Date.now();
-  const z2m = Z2mProcess.start({
-    dataDir: data,
-    logPath: join(dir, `${label.replace(/\W+/g, "-")}.z2m.log`),
-  });
-  running.add(z2m);
-  await z2m.waitForOutput(`zigbee-herdsman started (${expectResult})`, 90_000);
-  await mqtt.waitForBridgeState("online", { since, timeoutMs: 30_000 });
-  await z2m.waitForOutput("Zigbee2MQTT started!", 30_000);
-  return z2m;
-}
-
-async function stopZ2m(z2m: Z2mProcess, sim: EmberSimulatorProcess): Promise<void> {
-  const since = Date.now();
-  const exit = await z2m.stop();
-  running.delete(z2m);
-  expect(exit.code, z2m.output.slice(-3000)).toBe(0);
-  await mqtt.waitForBridgeState("offline", { since, timeoutMs: 10_000 });
-  await sim.waitForNoHost();
 }
 
 interface Backup {
@@ -157,8 +90,7 @@ interface Backup {
   network_key: { key: string; frame_counter: number };
 }
 
-const readBackup = (data: string): Backup =>
-  JSON.parse(readFileSync(join(data, "coordinator_backup.json"), "utf8")) as Backup;
+const readBackup = (data: string) => h.readBackup<Backup>(data);
 
 /** Newest modification time among the files a build of the tool depends on. */
 function newestSource(): number {
@@ -173,26 +105,17 @@ function newestSource(): number {
 }
 
 beforeAll(async () => {
-  if (!z2mInstalled())
-    throw new Error(`zigbee2mqtt is not installed in ${z2mInstallDir()}: run scripts/setup.sh z2m`);
   // The integration project's global setup builds dist/ once; build again only if it is stale, so a
   // suite running dist/cli.js meanwhile does not see dist/ cleaned under it.
   if (!existsSync(TOOL) || statSync(TOOL).mtimeMs < newestSource()) {
     const build = spawnSync("npm", ["run", "build"], { cwd: repoRoot, encoding: "utf8" });
     if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}\n${build.stderr}`);
   }
-  dir = mkdtempSync(join(tmpdir(), "ember-tool-"));
-  broker = await startMosquitto();
-  mqtt = await MqttWatcher.connect(broker.url, ["zigbee2mqtt/#"]);
+  await h.setup();
 }, 120_000);
 
 afterAll(async () => {
-  for (const z2m of running) await z2m.kill();
-  await mqtt?.close();
-  for (const sim of sims) await sim.stop();
-  await broker?.stop();
-  if (process.env.KEEP_TEST_DIRS) console.info(`kept ${dir}`);
-  else if (dir) rmSync(dir, { recursive: true, force: true });
+  await h.teardown();
   console.info("ember-tool timings (ms, process start to exit):", JSON.stringify(timings));
 });
 
@@ -233,9 +156,9 @@ describe("dist/ember-tool.js against simulated EmberZNet NCPs", () => {
   });
 
   it("info on the network zigbee2mqtt formed and left running: shows it and its counter, then parks the NCP", async () => {
-    dataA = dataDir("data-a", simA.ptyPath!);
-    const z2m = await z2mOnline(dataA, "form", "reset");
-    await stopZ2m(z2m, simA);
+    dataA = h.dataDir("data-a", simA.ptyPath!);
+    const z2m = await h.z2mOnline(dataA, "form", "reset");
+    await h.stopZ2m(z2m, "form", simA);
     const left = await simA.status();
     expect(left).toMatchObject({ state: "up", network_up: true, pan_id: 6754 });
     const backup = readBackup(dataA);
@@ -266,8 +189,8 @@ describe("dist/ember-tool.js against simulated EmberZNet NCPs", () => {
   }, 150_000);
 
   it("park after zigbee2mqtt exited: off the air (counter stops), and zigbee2mqtt resumes the same network next time", async () => {
-    const z2m = await z2mOnline(dataA, "resume after info", "resumed");
-    await stopZ2m(z2m, simA);
+    const z2m = await h.z2mOnline(dataA, "resume after info", "resumed");
+    await h.stopZ2m(z2m, "resume after info", simA);
     const before = await simA.status();
     expect(before.network_up).toBe(true);
     await sleep(600);
@@ -282,7 +205,7 @@ describe("dist/ember-tool.js against simulated EmberZNet NCPs", () => {
     await sleep(1000);
     expect((await simA.status()).nwk_frame_counter).toBe(parked.nwk_frame_counter);
 
-    const again = await z2mOnline(dataA, "resume after park", "resumed");
+    const again = await h.z2mOnline(dataA, "resume after park", "resumed");
     expect(again.output).toContain("[INIT TC] Adapter network matches config.");
     expect(await simA.status()).toMatchObject({
       state: "up",
@@ -292,7 +215,7 @@ describe("dist/ember-tool.js against simulated EmberZNet NCPs", () => {
       channel: 15,
     });
     expect((await simA.status()).nwk_frame_counter).toBeGreaterThanOrEqual(parked.nwk_frame_counter);
-    await stopZ2m(again, simA);
+    await h.stopZ2m(again, "resume after park", simA);
 
     // park over the pty too
     const pty = await tool(["park", "--port", simA.ptyPath!], "park (pty)");
@@ -302,7 +225,7 @@ describe("dist/ember-tool.js against simulated EmberZNet NCPs", () => {
   }, 150_000);
 
   it("a TCP coordinator already serving a client refuses the tool: exit 1, nothing reset", async () => {
-    const z2m = await z2mOnline(dataA, "resume for busy port", "resumed");
+    const z2m = await h.z2mOnline(dataA, "resume for busy port", "resumed");
     const resets = (await simA.client.stats()).resets;
     const run = await tool(
       ["info", "--port", simA.herdsmanTcpPath, "--timeout-ms", "5000"],
@@ -312,7 +235,7 @@ describe("dist/ember-tool.js against simulated EmberZNet NCPs", () => {
     expect(run.json.error).toMatch(/closed the connection \(is another client, zigbee2mqtt, connected\?\)/);
     expect((await simA.client.stats()).resets).toBe(resets);
     expect((await simA.status()).network_up).toBe(true);
-    await stopZ2m(z2m, simA);
+    await h.stopZ2m(z2m, "resume for busy port", simA);
   }, 120_000);
 
   it("wipe leaves no network; zigbee2mqtt then restores its coordinator_backup.json", async () => {
@@ -330,7 +253,7 @@ describe("dist/ember-tool.js against simulated EmberZNet NCPs", () => {
     await simA.waitForNoHost();
     expect(await simA.status()).toMatchObject({ state: "no_network", network_up: false, configured: false });
 
-    const z2m = await z2mOnline(dataA, "restore after wipe", "restored");
+    const z2m = await h.z2mOnline(dataA, "restore after wipe", "restored");
     expect(z2m.output).toContain("[INIT TC] Network init status=NOT_JOINED.");
     expect(z2m.output).toContain("[INIT TC] Forming from backup.");
     const status = await simA.status();
@@ -342,7 +265,7 @@ describe("dist/ember-tool.js against simulated EmberZNet NCPs", () => {
       eui64: EUI_A,
     });
     expect(status.host_set_nwk_frame_counter).toBe(backup.network_key.frame_counter);
-    await stopZ2m(z2m, simA);
+    await h.stopZ2m(z2m, "restore after wipe", simA);
 
     const blank = await startSim("w", "8c65a3fffe00f0f1");
     const none = await tool(["wipe", "--port", blank.herdsmanTcpPath], "wipe blank (tcp)");
@@ -351,8 +274,8 @@ describe("dist/ember-tool.js against simulated EmberZNet NCPs", () => {
   }, 150_000);
 
   it("info --no-network reads the EUI64 and its token without starting the network", async () => {
-    const z2m = await z2mOnline(dataA, "network for info --no-network", "resumed");
-    await stopZ2m(z2m, simA);
+    const z2m = await h.z2mOnline(dataA, "network for info --no-network", "resumed");
+    await h.stopZ2m(z2m, "network for info --no-network", simA);
     await tool(["park", "--port", simA.ptyPath!], "park before info --no-network");
     await simA.waitForNoHost();
     const inits = (await simA.client.stats()).commands.NETWORK_INIT ?? 0;
@@ -405,10 +328,10 @@ describe("dist/ember-tool.js against simulated EmberZNet NCPs", () => {
   }, 60_000);
 
   it("a port that does not exist, or where nothing listens: exit 1 with a clear error", async () => {
-    const missing = await tool(["info", "--port", join(dir, "no-such-tty")]);
+    const missing = await tool(["info", "--port", join(h.dir, "no-such-tty")]);
     expect(missing.code).toBe(1);
     expect(missing.json).toEqual({
-      error: `serial port ${join(dir, "no-such-tty")} does not exist (dongle unplugged or renamed?)`,
+      error: `serial port ${join(h.dir, "no-such-tty")} does not exist (dongle unplugged or renamed?)`,
     });
     const port = await freePort();
     const refused = await tool(["info", "--port", `tcp://127.0.0.1:${port}`]);
@@ -420,10 +343,10 @@ describe("dist/ember-tool.js against simulated EmberZNet NCPs", () => {
 
   it("a coordinator that never answers (pty or TCP): exit 1 within the time limit, no hang", async () => {
     // a pty whose other end accepts bytes and says nothing
-    const ptyPath = join(dir, "silent.tty");
+    const ptyPath = join(h.dir, "silent.tty");
     const socat = spawn(
       "socat",
-      [`pty,link=${ptyPath},raw,echo=0`, `unix-listen:${join(dir, "silent.sock")}`],
+      [`pty,link=${ptyPath},raw,echo=0`, `unix-listen:${join(h.dir, "silent.sock")}`],
       {
         stdio: "ignore",
       },
@@ -465,7 +388,7 @@ describe("dist/ember-tool.js against simulated EmberZNet NCPs", () => {
 
   it("info over the realistic serial line (115200 baud, NCP latency), with a network in the tokens", async () => {
     // the same flash as A (its network restored by zigbee2mqtt), on a dongle behind a realistic line
-    const statePath = join(dir, "r.state.json");
+    const statePath = join(h.dir, "r.state.json");
     copyFileSync(simA.statePath, statePath);
     const simR = await startSim("r", EUI_R, { link: "realistic", statePath });
     expect((await simR.status()).link).toMatchObject({ mode: "realistic", baud: 115200 });

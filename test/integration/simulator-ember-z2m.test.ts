@@ -9,41 +9,17 @@
  * mismatching dongle, never writes the custom EUI64 token, restores the counter without a margin),
  * the tests assert what it really does: docs/simulator-ember.md has the source references.
  */
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FrameId, SlStatus } from "../../sidecar/coordinator/ember/constants.js";
 import { ByteReader } from "../../sidecar/coordinator/ember/ezsp-frame.js";
-import { type MosquittoBroker, startMosquitto } from "../helpers/mosquitto.js";
-import {
-  MqttWatcher,
-  writeZ2mConfiguration,
-  type Z2mNetwork,
-  Z2mProcess,
-  z2mInstallDir,
-  z2mInstalled,
-  z2mSettings,
-} from "../helpers/z2m.js";
+import type { Z2mNetwork } from "../helpers/z2m.js";
+import { TEST_EPID as EPID, TEST_NETWORK as NETWORK, problems, Z2mHarness } from "../helpers/z2m-harness.js";
 import { EzspTestHost } from "../lab/simulator-ember/host.js";
 import { EmberSimulatorProcess } from "../lab/simulator-ember/process.js";
 
-const NETWORK: Z2mNetwork = {
-  panId: 6754,
-  extPanId: [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88],
-  channel: 15,
-  networkKey: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
-};
-const EPID = "1122334455667788";
 const KEY = "0102030405060708090a0b0c0d0e0f10";
 /** The network another zigbee2mqtt left on a dongle. */
 const OTHER: Z2mNetwork = {
@@ -72,76 +48,16 @@ const CUSTOM_C = "8c65a3fffe0000cc";
 const EUI_D = "8c65a3fffe0000d4";
 const EUI_R = "8c65a3fffe0000e5";
 
-let dir: string;
-let broker: MosquittoBroker;
-let mqtt: MqttWatcher;
-const sims: EmberSimulatorProcess[] = [];
-const running = new Set<Z2mProcess>();
-const timings: Record<string, number> = {};
+const h = new Z2mHarness({ prefix: "sim-ember-z2m-", adapter: "ember" });
 
 async function startSim(
   name: string,
   eui64: string,
   extra: { customEui64?: string; link?: "instant" | "realistic" } = {},
 ): Promise<EmberSimulatorProcess> {
-  const sim = await EmberSimulatorProcess.start({
-    dir,
-    name,
-    eui64,
-    pty: true,
-    framesPerSecond: FPS,
-    ...extra,
-  });
-  sims.push(sim);
-  return sim;
-}
-
-function dataDir(name: string, serialPort: string, network: Z2mNetwork = NETWORK, copyFrom?: string): string {
-  const path = join(dir, name);
-  mkdirSync(path, { recursive: true });
-  writeZ2mConfiguration(path, z2mSettings({ mqttUrl: broker.url, serialPort, adapter: "ember", network }));
-  for (const file of copyFrom ? ["coordinator_backup.json", "database.db"] : [])
-    copyFileSync(join(copyFrom!, file), join(path, file));
-  return path;
-}
-
-function startZ2m(data: string, label: string): Z2mProcess {
-  const z2m = Z2mProcess.start({
-    dataDir: data,
-    logPath: join(dir, `${label.replace(/\W+/g, "-")}.z2m.log`),
-  });
-  running.add(z2m);
-  return z2m;
-}
-
-async function z2mOnline(data: string, label: string, expectResult: string): Promise<Z2mProcess> {
-  const since = Date.now();
-  const z2m = startZ2m(data, label);
-  await z2m.waitForOutput(`zigbee-herdsman started (${expectResult})`, 90_000);
-  await mqtt.waitForBridgeState("online", { since, timeoutMs: 30_000 });
-  timings[label] = Date.now() - since;
-  // A SIGINT between bridge/state online and "Zigbee2MQTT started!" aborts zigbee2mqtt's start
-  // half-way (exit 1): the tests stop a fully started zigbee2mqtt.
-  await z2m.waitForOutput("Zigbee2MQTT started!", 30_000);
-  return z2m;
-}
-
-async function stopZ2m(z2m: Z2mProcess, label: string, sim?: EmberSimulatorProcess): Promise<void> {
-  const since = Date.now();
-  const exit = await z2m.stop();
-  running.delete(z2m);
-  timings[`${label} stop`] = exit.durationMs;
-  expect(
-    exit.code,
-    `zigbee2mqtt (${label}) exited ${exit.code}; its errors and warnings:\n${problems(z2m).join("\n")}\n…\n${z2m.output.slice(-3000)}`,
-  ).toBe(0);
-  await mqtt.waitForBridgeState("offline", { since, timeoutMs: 10_000 });
-  if (sim) await sim.waitForNoHost();
-}
-
-/** zigbee2mqtt's own error and warning lines. */
-function problems(z2m: Z2mProcess): string[] {
-  return z2m.output.split("\n").filter((line) => /^\[[^\]]+\] (error|warning):/.test(line));
+  return h.track(
+    await EmberSimulatorProcess.start({ dir: h.dir, name, eui64, pty: true, framesPerSecond: FPS, ...extra }),
+  );
 }
 
 interface BridgeInfo {
@@ -149,11 +65,7 @@ interface BridgeInfo {
   network: { pan_id: number; channel: number };
 }
 
-function bridgeInfo(since: number): Promise<BridgeInfo> {
-  return mqtt
-    .waitFor("zigbee2mqtt/bridge/info", () => true, { since, timeoutMs: 30_000 })
-    .then((m) => JSON.parse(m.payload));
-}
+const bridgeInfo = (since: number) => h.bridgeInfo<BridgeInfo>(since);
 
 interface Backup {
   coordinator_ieee: string;
@@ -164,35 +76,16 @@ interface Backup {
   metadata: { internal: { ezspVersion: number } };
 }
 
-function readBackup(data: string): Backup {
-  return JSON.parse(readFileSync(join(data, "coordinator_backup.json"), "utf8"));
-}
+const readBackup = (data: string) => h.readBackup<Backup>(data);
 
 /** herdsman's ember backup writes the coordinator EUI64 least significant byte first. */
 const reversed = (eui64: string) => Buffer.from(eui64, "hex").reverse().toString("hex");
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-beforeAll(async () => {
-  if (!z2mInstalled())
-    throw new Error(`zigbee2mqtt is not installed in ${z2mInstallDir()}: run scripts/setup.sh z2m`);
-  dir = mkdtempSync(join(tmpdir(), "sim-ember-z2m-"));
-  broker = await startMosquitto();
-  mqtt = await MqttWatcher.connect(broker.url, ["zigbee2mqtt/#"]);
-});
+beforeAll(() => h.setup());
 
-afterAll(async () => {
-  for (const z2m of running) await z2m.kill();
-  await mqtt?.close();
-  for (const sim of sims) await sim.stop();
-  await broker?.stop();
-  if (process.env.KEEP_TEST_DIRS) console.info(`kept ${dir}`);
-  else rmSync(dir, { recursive: true, force: true });
-  console.info(
-    "zigbee2mqtt timings (ms, process start to bridge online / SIGINT to exit):",
-    JSON.stringify(timings),
-  );
-});
+afterAll(() => h.teardown());
 
 describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
   let simA: EmberSimulatorProcess;
@@ -200,9 +93,9 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
 
   it("forms a network on a blank dongle, goes online with its EUI64, backs up, stops cleanly; the NCP stays on the air", async () => {
     simA = await startSim("a", EUI_A);
-    dataA = dataDir("data-a", simA.ptyPath!);
+    dataA = h.dataDir("data-a", simA.ptyPath!);
     const since = Date.now();
-    const z2m = await z2mOnline(dataA, "form", "reset");
+    const z2m = await h.z2mOnline(dataA, "form", "reset");
     expect(z2m.output).toContain("[INIT TC] Network init status=NOT_JOINED.");
     expect(z2m.output).toContain("[INIT TC] No valid backup found.");
     expect(z2m.output).toContain("[INIT TC] Forming from config.");
@@ -245,14 +138,10 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
     expect((await simA.client.stats()).frames_in).toBe(framesIn);
     await simA.client.setTraffic(FPS);
 
-    const backupStarted = Date.now();
-    const response = await mqtt.bridgeRequest("backup", {}, { timeoutMs: 30_000 });
-    timings["bridge/request/backup"] = Date.now() - backupStarted;
-    expect(response.status).toBe("ok");
-    expect(typeof (response.data as { zip?: unknown }).zip).toBe("string");
+    await h.requestBackup("bridge/request/backup");
     expect(readBackup(dataA).network_key.frame_counter).toBeGreaterThanOrEqual(quiet);
 
-    await stopZ2m(z2m, "form", simA);
+    await h.stopZ2m(z2m, "form", simA);
     expect(z2m.output).toContain("Stopped zigbee-herdsman");
     expect(problems(z2m)).toEqual([]);
 
@@ -272,12 +161,12 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
   it("resumes on restart (herdsman resets the NCP, networkInit brings the network back), also after a power cycle", async () => {
     const resetsBefore = (await simA.client.stats()).resets;
     const counterBefore = (await simA.status()).nwk_frame_counter;
-    const z2m = await z2mOnline(dataA, "resume", "resumed");
+    const z2m = await h.z2mOnline(dataA, "resume", "resumed");
     expect(z2m.output).toContain("[INIT TC] Network init status=OK.");
     expect(z2m.output).toContain("[INIT TC] Adapter network matches config.");
     expect((await simA.client.stats()).resets).toBe(resetsBefore + 1);
     expect((await simA.status()).nwk_frame_counter).toBeGreaterThanOrEqual(counterBefore);
-    await stopZ2m(z2m, "resume", simA);
+    await h.stopZ2m(z2m, "resume", simA);
     expect(problems(z2m)).toEqual([]);
 
     // a power cycle: RAM lost, tokens kept; the NCP firmware does not start the network on its own
@@ -286,7 +175,7 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
     await sleep(1000);
     expect((await simA.status()).nwk_frame_counter).toBe(cycled.nwk_frame_counter);
 
-    const again = await z2mOnline(dataA, "resume after power cycle", "resumed");
+    const again = await h.z2mOnline(dataA, "resume after power cycle", "resumed");
     expect(await simA.status()).toMatchObject({
       state: "up",
       eui64: EUI_A,
@@ -294,27 +183,16 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
       extended_pan_id: EPID,
     });
     expect((await simA.status()).nwk_frame_counter).toBeGreaterThanOrEqual(cycled.nwk_frame_counter);
-    await stopZ2m(again, "resume after power cycle", simA);
+    await h.stopZ2m(again, "resume after power cycle", simA);
     expect(problems(again)).toEqual([]);
 
     // the same over TCP (herdsman's tcp:// path, as for network-attached adapters)
-    writeZ2mConfiguration(
-      dataA,
-      z2mSettings({
-        mqttUrl: broker.url,
-        serialPort: simA.herdsmanTcpPath,
-        adapter: "ember",
-        network: NETWORK,
-      }),
-    );
-    const overTcp = await z2mOnline(dataA, "resume over TCP", "resumed");
+    h.configure(dataA, simA.herdsmanTcpPath);
+    const overTcp = await h.z2mOnline(dataA, "resume over TCP", "resumed");
     expect(overTcp.output).toContain("Socket ready");
-    await stopZ2m(overTcp, "resume over TCP", simA);
+    await h.stopZ2m(overTcp, "resume over TCP", simA);
     expect(problems(overTcp)).toEqual([]);
-    writeZ2mConfiguration(
-      dataA,
-      z2mSettings({ mqttUrl: broker.url, serialPort: simA.ptyPath!, adapter: "ember", network: NETWORK }),
-    );
+    h.configure(dataA, simA.ptyPath!);
   }, 120_000);
 
   it("parks: an ASH RST from any host silences the NCP until the next networkInit; a pulled stick stops zigbee2mqtt", async () => {
@@ -331,13 +209,12 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
     await sleep(1000);
     expect((await simA.status()).nwk_frame_counter).toBe(parked.nwk_frame_counter);
 
-    const z2m = await z2mOnline(dataA, "resume after park", "resumed");
+    const z2m = await h.z2mOnline(dataA, "resume after park", "resumed");
     expect((await simA.status()).network_up).toBe(true);
     // the stick pulled under a running zigbee2mqtt: the port dies, the adapter reports it disconnected
     await simA.client.unplug();
     expect(existsSync(simA.ptyPath!)).toBe(false);
-    const gone = await z2m.waitForExit(60_000);
-    running.delete(z2m);
+    const gone = await h.waitForExit(z2m);
     expect(gone.code).not.toBe(0);
     expect(z2m.output).toContain("Adapter disconnected, stopping");
     const back = await simA.client.replug();
@@ -346,10 +223,10 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
 
   it("restores the backup onto a blank dongle: same network, the dongle's own EUI64, the backup's counter with no margin", async () => {
     const simB = await startSim("b", EUI_B);
-    const dataB = dataDir("data-b", simB.ptyPath!, NETWORK, dataA);
+    const dataB = h.dataDir("data-b", simB.ptyPath!, NETWORK, dataA);
     const backup = readBackup(dataB);
     const since = Date.now();
-    const z2m = await z2mOnline(dataB, "restore", "restored");
+    const z2m = await h.z2mOnline(dataB, "restore", "restored");
     expect(z2m.output).toContain("[INIT TC] Network init status=NOT_JOINED.");
     expect(z2m.output).toContain("[INIT TC] Forming from backup.");
     // the database still names A's EUI64 for the coordinator: herdsman renames it
@@ -373,7 +250,7 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
     expect(stats.commands.GET_MFG_TOKEN).toBeUndefined();
     expect(stats.unknown_frame_ids).toEqual([]);
 
-    await stopZ2m(z2m, "restore", simB);
+    await h.stopZ2m(z2m, "restore", simB);
     expect(problems(z2m)).toEqual([]);
     const after = readBackup(dataB);
     expect(after).toMatchObject({
@@ -396,9 +273,9 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
     });
     // the token is one-time: a flasher (or the control socket) cannot write A's EUI64 over it
     await expect(simC.client.writeCustomEui64(EUI_A)).rejects.toThrow(/already written/);
-    const dataC = dataDir("data-c", simC.ptyPath!, NETWORK, dataA);
+    const dataC = h.dataDir("data-c", simC.ptyPath!, NETWORK, dataA);
     const since = Date.now();
-    const z2m = await z2mOnline(dataC, "restore onto written token", "restored");
+    const z2m = await h.z2mOnline(dataC, "restore onto written token", "restored");
     expect(z2m.output).toContain(`Coordinator address changed, updating to '0x${CUSTOM_C}'`);
     expect((await bridgeInfo(since)).coordinator.ieee_address).toBe(`0x${CUSTOM_C}`);
     expect(await simC.status()).toMatchObject({
@@ -407,7 +284,7 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
       custom_eui64_token: CUSTOM_C,
       pan_id: 6754,
     });
-    await stopZ2m(z2m, "restore onto written token", simC);
+    await h.stopZ2m(z2m, "restore onto written token", simC);
     expect(problems(z2m)).toEqual([]);
     expect(readBackup(dataC).coordinator_ieee).toBe(reversed(CUSTOM_C));
     expect((await simC.client.stats()).unknown_frame_ids).toEqual([]);
@@ -417,19 +294,19 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
 
   it("a dongle holding another network, with a configuration and a backup matching neither: herdsman does not refuse, it leaves that network and forms the configured one", async () => {
     simD = await startSim("d", EUI_D);
-    const dataOther = dataDir("data-d-other", simD.ptyPath!, OTHER);
-    const first = await z2mOnline(dataOther, "form other network", "reset");
-    await stopZ2m(first, "form other network", simD);
+    const dataOther = h.dataDir("data-d-other", simD.ptyPath!, OTHER);
+    const first = await h.z2mOnline(dataOther, "form other network", "reset");
+    await h.stopZ2m(first, "form other network", simD);
     await sleep(500);
     const holding = await simD.status();
     expect(holding).toMatchObject({ state: "up", pan_id: OTHER.panId, channel: 20 });
     expect(holding.nwk_frame_counter).toBeGreaterThan(0);
 
     // configuration: THIRD; backup (and database): A's network; dongle: OTHER
-    const dataThird = dataDir("data-d-third", simD.ptyPath!, THIRD, dataA);
+    const dataThird = h.dataDir("data-d-third", simD.ptyPath!, THIRD, dataA);
     const backupBefore = readBackup(dataThird);
     expect(backupBefore.pan_id).toBe("1a62");
-    const z2m = await z2mOnline(dataThird, "mismatch", "reset");
+    const z2m = await h.z2mOnline(dataThird, "mismatch", "reset");
     expect(z2m.output).toContain("[INIT TC] Adapter network does not match config. Leaving network...");
     expect(z2m.output).toContain("[INIT TC] Config does not match backup.");
     expect(z2m.output).toContain("[INIT TC] Forming from config.");
@@ -443,7 +320,7 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
     });
     // forming from the configuration resets the counter: the same EUI64 now sends lower counters
     expect(formed.nwk_frame_counter).toBeLessThan(holding.nwk_frame_counter);
-    await stopZ2m(z2m, "mismatch", simD);
+    await h.stopZ2m(z2m, "mismatch", simD);
     expect(problems(z2m)).toEqual([]);
     // the backup of A's network was overwritten; the database was cleared after a copy
     expect(readBackup(dataThird)).toMatchObject({ pan_id: "3c3c", channel: 25 });
@@ -451,8 +328,8 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
   }, 180_000);
 
   it("configuration and backup matching each other but not the dongle: herdsman leaves the dongle's network and restores the backup", async () => {
-    const dataE = dataDir("data-e", simD.ptyPath!, NETWORK, dataA);
-    const z2m = await z2mOnline(dataE, "overwrite with backup", "restored");
+    const dataE = h.dataDir("data-e", simD.ptyPath!, NETWORK, dataA);
+    const z2m = await h.z2mOnline(dataE, "overwrite with backup", "restored");
     expect(z2m.output).toContain("[INIT TC] Adapter network does not match config. Leaving network...");
     expect(z2m.output).toContain("[INIT TC] Forming from backup.");
     expect(await simD.status()).toMatchObject({
@@ -462,7 +339,7 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
       extended_pan_id: EPID,
       channel: 15,
     });
-    await stopZ2m(z2m, "overwrite with backup", simD);
+    await h.stopZ2m(z2m, "overwrite with backup", simD);
     expect(problems(z2m)).toEqual([]);
     expect((await simD.client.stats()).unknown_frame_ids).toEqual([]);
   }, 120_000);
@@ -489,9 +366,9 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
     await simD.waitForNoHost();
     const wiped = await simD.status();
     expect(wiped).toMatchObject({ state: "no_network", network_up: false, configured: false, eui64: EUI_D });
-    const dataF = dataDir("data-f", simD.ptyPath!, NETWORK);
-    const z2m = await z2mOnline(dataF, "form after wipe", "reset");
-    await stopZ2m(z2m, "form after wipe", simD);
+    const dataF = h.dataDir("data-f", simD.ptyPath!, NETWORK);
+    const z2m = await h.z2mOnline(dataF, "form after wipe", "reset");
+    await h.stopZ2m(z2m, "form after wipe", simD);
     expect(problems(z2m)).toEqual([]);
   }, 120_000);
 
@@ -519,11 +396,10 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
     expect(await simD.status()).toMatchObject({ state: "up", pan_id: 6754 });
 
     // the dongle matches the configuration: herdsman brings its network up, then throws on the file
-    const matching = dataDir("data-g", simD.ptyPath!, NETWORK);
+    const matching = h.dataDir("data-g", simD.ptyPath!, NETWORK);
     writeFileSync(join(matching, "coordinator_backup.json"), JSON.stringify(zstackBackup));
-    const first = startZ2m(matching, "zstack backup, matching dongle");
-    const firstExit = await first.waitForExit(60_000);
-    running.delete(first);
+    const first = h.startZ2m(matching, "zstack backup, matching dongle");
+    const firstExit = await h.waitForExit(first);
     expect(firstExit.code).not.toBe(0);
     expect(first.output).toContain("[BACKUP] Current backup file is not for EmberZNet stack.");
     expect(first.output).not.toContain("Leaving network");
@@ -531,11 +407,10 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
     expect(await simD.status()).toMatchObject({ state: "up", pan_id: 6754, configured: true });
 
     // the dongle does not match: herdsman leaves its network first, then throws on the file
-    const mismatching = dataDir("data-h", simD.ptyPath!, OTHER);
+    const mismatching = h.dataDir("data-h", simD.ptyPath!, OTHER);
     writeFileSync(join(mismatching, "coordinator_backup.json"), JSON.stringify(zstackBackup));
-    const second = startZ2m(mismatching, "zstack backup, mismatching dongle");
-    const secondExit = await second.waitForExit(60_000);
-    running.delete(second);
+    const second = h.startZ2m(mismatching, "zstack backup, mismatching dongle");
+    const secondExit = await h.waitForExit(second);
     expect(secondExit.code).not.toBe(0);
     expect(second.output).toContain("[INIT TC] Adapter network does not match config. Leaving network...");
     expect(second.output).toContain("[BACKUP] Current backup file is not for EmberZNet stack.");
@@ -546,12 +421,10 @@ describe("zigbee2mqtt 2.14.1 (ember) against a simulated EmberZNet NCP", () => {
   it("runs over the realistic serial line (115200 baud 8N1, NCP latency, token writes)", async () => {
     const simR = await startSim("r", EUI_R, { link: "realistic" });
     expect((await simR.status()).link).toMatchObject({ mode: "realistic", baud: 115200 });
-    const dataR = dataDir("data-r", simR.ptyPath!);
-    const z2m = await z2mOnline(dataR, "form (realistic line)", "reset");
-    const started = Date.now();
-    expect((await mqtt.bridgeRequest("backup", {}, { timeoutMs: 30_000 })).status).toBe("ok");
-    timings["bridge/request/backup (realistic line)"] = Date.now() - started;
-    await stopZ2m(z2m, "form (realistic line)", simR);
+    const dataR = h.dataDir("data-r", simR.ptyPath!);
+    const z2m = await h.z2mOnline(dataR, "form (realistic line)", "reset");
+    await h.requestBackup("bridge/request/backup (realistic line)");
+    await h.stopZ2m(z2m, "form (realistic line)", simR);
     expect(problems(z2m)).toEqual([]);
     const stats = await simR.client.stats();
     expect(stats.unknown_frame_ids).toEqual([]);

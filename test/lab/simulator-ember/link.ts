@@ -1,7 +1,7 @@
 /**
  * The serial line between a host and the NCP, with time: the Z-Stack simulator's model
  * (../simulator/link.ts: 115200 baud 8N1, bytes back to back per direction, a per-request chip
- * latency, extra time for flash writes, an injected clock) applied to ASH instead of MT.
+ * latency, extra time for flash writes, an injected clock), run with the ASH framing below.
  *
  * What differs is what counts as a request: ASH frames end with a flag byte. A DATA frame (an EZSP
  * command) or an RST is handed to the chip `requestLatencyMs` after its flag arrived, one at a time
@@ -19,12 +19,12 @@ import {
 } from "../../../sidecar/coordinator/ember/ash.js";
 import { FrameId } from "../../../sidecar/coordinator/ember/constants.js";
 import {
-  byteTimeMs,
   type Clock,
+  type LineFraming,
   type LinkEnds,
   type LinkProfile,
   type LinkStats,
-  realClock,
+  SerialLink,
 } from "../simulator/link.js";
 
 /** EZSP commands whose handling programs flash (NVM3 or the USERDATA page). */
@@ -84,139 +84,15 @@ export function ashProcessingMs(chunk: Uint8Array, profile: LinkProfile): number
   return ms;
 }
 
-interface Scheduled {
-  at: number;
-  seq: number;
-  run: () => void;
-}
+/** ASH frames end at a flag; only DATA and RST frames queue for the chip (see the module comment). */
+export const ASH_FRAMING: LineFraming = {
+  pieceLength: (pending) => pending.indexOf(AshByte.FLAG) + 1,
+  chipMs: ashProcessingMs,
+};
 
-/** One host session on a timed serial line. Same interface and event model as ../simulator/link.ts. */
-export class AshSerialLink {
-  private readonly byteMs: number;
-  private inFree = Number.NEGATIVE_INFINITY;
-  private chipFree = Number.NEGATIVE_INFINITY;
-  private outFree = Number.NEGATIVE_INFINITY;
-  private pending: Buffer = Buffer.alloc(0);
-  private pendingArrivals: number[] = [];
-  private readonly queue: Scheduled[] = [];
-  private seq = 0;
-  private cancelTimer: (() => void) | undefined;
-  private armedFor: number | undefined;
-  private eventTime: number | undefined;
-  private hostGone = false;
-  private aborted = false;
-
-  constructor(
-    readonly profile: LinkProfile,
-    private readonly ends: LinkEnds,
-    private readonly clock: Clock = realClock,
-    private readonly stats?: LinkStats,
-  ) {
-    this.byteMs = byteTimeMs(profile);
-    if (stats) stats.sessions++;
-  }
-
-  fromHost(chunk: Buffer): void {
-    if (this.aborted || chunk.length === 0) return;
-    const start = Math.max(this.time(), this.inFree);
-    for (let i = 0; i < chunk.length; i++) this.pendingArrivals.push(start + (i + 1) * this.byteMs);
-    this.inFree = start + chunk.length * this.byteMs;
-    this.pending = this.pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.pending, chunk]);
-    this.segment();
-  }
-
-  fromDevice(chunk: Buffer): void {
-    if (this.aborted || this.hostGone || chunk.length === 0) return;
-    const start = Math.max(this.time(), this.outFree);
-    const end = start + chunk.length * this.byteMs;
-    this.outFree = end;
-    const data = Buffer.from(chunk);
-    this.schedule(end, () => {
-      if (!this.hostGone) this.ends.toHost(data);
-    });
-  }
-
-  /** The host closed the port: what it wrote still reaches the chip; `then` runs after the last of it. */
-  drain(then: () => void): void {
-    if (this.aborted) {
-      then();
-      return;
-    }
-    this.hostGone = true;
-    if (this.pending.length > 0) this.take(this.pending.length);
-    this.schedule(Math.max(this.chipFree, this.time()), then);
-  }
-
-  abort(): void {
-    this.aborted = true;
-    this.queue.length = 0;
-    this.cancelTimer?.();
-    this.cancelTimer = undefined;
-    this.armedFor = undefined;
-  }
-
-  private time(): number {
-    return this.eventTime ?? this.clock.now();
-  }
-
-  /** Cut what arrived at each flag: one ASH frame (or noise) per piece. */
-  private segment(): void {
-    for (;;) {
-      const flag = this.pending.indexOf(AshByte.FLAG);
-      if (flag < 0) return;
-      this.take(flag + 1);
-    }
-  }
-
-  private take(n: number): void {
-    const bytes = Buffer.from(this.pending.subarray(0, n));
-    const arrival = this.pendingArrivals[n - 1]!;
-    this.pending = this.pending.subarray(n);
-    this.pendingArrivals = this.pendingArrivals.slice(n);
-    const processing = ashProcessingMs(bytes, this.profile);
-    if (processing === undefined) {
-      this.schedule(arrival, () => this.ends.toDevice(bytes));
-      return;
-    }
-    const done = Math.max(arrival, this.chipFree) + processing;
-    this.chipFree = done;
-    this.schedule(done, () => this.ends.toDevice(bytes));
-  }
-
-  private schedule(at: number, run: () => void): void {
-    const event = { at, seq: this.seq++, run };
-    let i = this.queue.length;
-    while (i > 0 && this.queue[i - 1]!.at > at) i--;
-    this.queue.splice(i, 0, event);
-    this.arm();
-  }
-
-  private arm(): void {
-    const head = this.queue[0];
-    if (!head || this.aborted) return;
-    if (this.armedFor !== undefined && this.armedFor <= head.at) return;
-    this.cancelTimer?.();
-    this.armedFor = head.at;
-    this.cancelTimer = this.clock.timer(head.at - this.clock.now() - (this.clock.earlyMs ?? 0), () => {
-      this.cancelTimer = undefined;
-      this.armedFor = undefined;
-      this.runDue();
-    });
-  }
-
-  private runDue(): void {
-    const now = this.clock.now();
-    const horizon = now + (this.clock.earlyMs ?? 0);
-    while (!this.aborted && this.queue.length > 0 && this.queue[0]!.at <= horizon) {
-      const event = this.queue.shift()!;
-      this.stats?.note(now - event.at);
-      this.eventTime = event.at;
-      try {
-        event.run();
-      } finally {
-        this.eventTime = undefined;
-      }
-    }
-    this.arm();
+/** One host session on a timed serial line speaking ASH. */
+export class AshSerialLink extends SerialLink {
+  constructor(profile: LinkProfile, ends: LinkEnds, clock?: Clock, stats?: LinkStats) {
+    super(profile, ends, clock, stats, ASH_FRAMING);
   }
 }

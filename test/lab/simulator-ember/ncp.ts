@@ -84,6 +84,7 @@ export interface EmberNcpOptions {
 export type NcpState = "off" | "no_network" | "down" | "up";
 
 export interface NcpStatus {
+  /** off (unplugged), no_network (nothing in the tokens), down (a network in the tokens, radio silent), up */
   state: NcpState;
   network_up: boolean;
   /** The EUI64 the running stack uses (read at boot), MSB first. */

@@ -4,9 +4,9 @@
  * USERDATA page (CUSTOM_EUI_64 among them: writable once, since flash bits only go from 1 to 0
  * without a page erase), and the NVM3 stack tokens (network parameters, keys, the outgoing NWK frame
  * counter, the link key table). Plus one lab fact that is not on the chip: the highest NWK frame
- * counter the dongle ever used. Written atomically with the Z-Stack simulator's helpers.
+ * counter the dongle ever used. Read and written with the Z-Stack simulator's helpers.
  */
-import { readFileSync } from "node:fs";
+import { readStateFile } from "../simulator/state-file.js";
 
 export const STATE_FORMAT = "zigbee2mqtt-ha/ember-simulator-state";
 
@@ -98,21 +98,8 @@ function parseNetwork(value: unknown): NetworkTokens | null {
 }
 
 export function loadState(path: string): EmberState | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
-  }
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(text) as Record<string, unknown>;
-  } catch (error) {
-    throw new Error(`state file ${path} is not valid JSON: ${(error as Error).message}`);
-  }
-  if (json.format !== STATE_FORMAT || json.version !== 1)
-    throw new Error(`state file ${path} is not a ${STATE_FORMAT} version 1 file`);
+  const json = readStateFile(path, STATE_FORMAT);
+  if (!json) return undefined;
   try {
     const t = json.tokens as Record<string, unknown> | undefined;
     if (!t || typeof t !== "object") throw new Error("tokens missing");

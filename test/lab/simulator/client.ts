@@ -3,7 +3,7 @@
  * connection, so a client survives the simulator process being restarted between calls.
  */
 import { connect } from "node:net";
-import type { LinkDescription, LinkSettings } from "./link.js";
+import { type LinkDescription, type LinkSettings, type LinkStatsReport, linkRequestFields } from "./link.js";
 import type { ZigpyNvramDump } from "./nv.js";
 
 export interface SimulatorStatus {
@@ -36,60 +36,54 @@ export interface SimulatorStats {
   unknown_commands: string[];
   discarded_bytes: number;
   /** Timed-line sessions so far and how far deliveries fell behind the computed schedule. */
-  link: { sessions: number; deliveries: number; mean_lateness_ms: number; max_lateness_ms: number };
+  link: LinkStatsReport;
 }
 
 export class SimulatorError extends Error {}
 
-export class SimulatorClient {
+/**
+ * The commands both simulators answer, over a connection per call. `separator` joins the words of a
+ * command as the simulator spells it.
+ */
+export class ControlClient<S> {
   constructor(
     readonly socketPath: string,
+    private readonly separator: "-" | "_",
     private readonly timeoutMs = 15_000,
   ) {}
 
-  status(): Promise<SimulatorStatus> {
-    return this.request<SimulatorStatus>({ cmd: "status" });
+  protected command(words: string): string {
+    return words.replaceAll(" ", this.separator);
   }
 
-  async nvram(): Promise<ZigpyNvramDump> {
-    return (await this.request<{ ok: true; nvram: ZigpyNvramDump }>({ cmd: "nvram" })).nvram;
+  status(): Promise<S> {
+    return this.request<S>({ cmd: "status" });
   }
 
-  stats(): Promise<SimulatorStats> {
-    return this.request<SimulatorStats>({ cmd: "stats" });
+  unplug(): Promise<S> {
+    return this.request<S>({ cmd: "unplug" });
   }
 
-  unplug(): Promise<SimulatorStatus> {
-    return this.request<SimulatorStatus>({ cmd: "unplug" });
+  replug(): Promise<S> {
+    return this.request<S>({ cmd: "replug" });
   }
 
-  replug(): Promise<SimulatorStatus> {
-    return this.request<SimulatorStatus>({ cmd: "replug" });
-  }
-
-  powerCycle(): Promise<SimulatorStatus> {
-    return this.request<SimulatorStatus>({ cmd: "power-cycle" });
+  powerCycle(): Promise<S> {
+    return this.request<S>({ cmd: this.command("power cycle") });
   }
 
   /** `max_nwk_frame_counter` starts again from the running chip's counter (0 without a network). */
-  resetMaxFrameCounter(): Promise<SimulatorStatus> {
-    return this.request<SimulatorStatus>({ cmd: "reset-max-frame-counter" });
+  resetMaxFrameCounter(): Promise<S> {
+    return this.request<S>({ cmd: this.command("reset max frame counter") });
   }
 
-  setTraffic(framesPerSecond: number): Promise<SimulatorStatus> {
-    return this.request<SimulatorStatus>({ cmd: "set-traffic", frames_per_second: framesPerSecond });
+  setTraffic(framesPerSecond: number): Promise<S> {
+    return this.request<S>({ cmd: this.command("set traffic"), frames_per_second: framesPerSecond });
   }
 
   /** The serial line's timing from the next host session on (a session in progress keeps its own). */
-  setLink(settings: LinkSettings): Promise<SimulatorStatus> {
-    return this.request<SimulatorStatus>({
-      cmd: "set-link",
-      mode: settings.mode,
-      ...(settings.baud !== undefined ? { baud: settings.baud } : {}),
-      ...(settings.latencyMs !== undefined ? { latency_ms: settings.latencyMs } : {}),
-      ...(settings.nvWriteMs !== undefined ? { nv_write_ms: settings.nvWriteMs } : {}),
-      ...(settings.nvDeleteMs !== undefined ? { nv_delete_ms: settings.nvDeleteMs } : {}),
-    });
+  setLink(settings: LinkSettings): Promise<S> {
+    return this.request<S>({ cmd: this.command("set link"), ...linkRequestFields(settings) });
   }
 
   /** Send any request object; resolves with the reply, rejects with SimulatorError on `ok: false`. */
@@ -131,5 +125,19 @@ export class SimulatorClient {
       );
       socket.on("close", () => finish(new SimulatorError("control socket closed before replying")));
     });
+  }
+}
+
+export class SimulatorClient extends ControlClient<SimulatorStatus> {
+  constructor(socketPath: string, timeoutMs = 15_000) {
+    super(socketPath, "-", timeoutMs);
+  }
+
+  async nvram(): Promise<ZigpyNvramDump> {
+    return (await this.request<{ ok: true; nvram: ZigpyNvramDump }>({ cmd: "nvram" })).nvram;
+  }
+
+  stats(): Promise<SimulatorStats> {
+    return this.request<SimulatorStats>({ cmd: "stats" });
   }
 }

@@ -1,12 +1,12 @@
 /**
- * The dongle's host connection offered as a TCP or unix stream socket. Like a serial port it serves
- * one client at a time: a second connection is closed at once. Opening the port does not reset the
- * chip; the client finds the device in whatever state it is.
+ * The dongle's host connection offered as a TCP or unix stream socket, for both simulated chips.
+ * Like a serial port it serves one client at a time: a second connection is closed at once.
+ * Opening the port does nothing to the chip; the client finds the device in whatever state it is.
  */
 import { chmodSync, rmSync, statSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
-import { type LinkProfile, type LinkStats, SerialLink } from "./link.js";
-import type { HostLink, Logger, ZnpDevice } from "./simulator.js";
+import { type LineFraming, type LinkProfile, type LinkStats, SerialLink } from "./link.js";
+import type { HostLink, Logger } from "./simulator.js";
 
 /**
  * How a new host session reaches the chip: undefined for instant (bytes pass at once), or a timed
@@ -15,6 +15,16 @@ import type { HostLink, Logger, ZnpDevice } from "./simulator.js";
 export interface LinkSource {
   profile(): LinkProfile | undefined;
   readonly stats: LinkStats;
+  /** How the chip on the other end takes what the host writes. */
+  readonly framing: LineFraming;
+}
+
+/** What a host port needs of the chip behind it. */
+export interface HostDevice {
+  /** false: refused (the port is in use or the dongle is unplugged). */
+  attachHost(link: HostLink): boolean;
+  receive(link: HostLink, chunk: Buffer): void;
+  detachHost(link: HostLink): void;
 }
 
 export type HostPortSpec = { kind: "tcp"; host: string; port: number } | { kind: "unix"; path: string };
@@ -51,7 +61,7 @@ export class HostPort {
   private boundPort: number | undefined;
 
   constructor(
-    private readonly device: ZnpDevice,
+    private readonly device: HostDevice,
     readonly spec: HostPortSpec,
     private readonly log: Logger,
     private readonly unixMode = 0o660,
@@ -135,6 +145,7 @@ export class HostPort {
         },
         undefined,
         this.link?.stats,
+        this.link?.framing,
       );
     }
     this.sockets.add(socket);

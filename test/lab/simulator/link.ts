@@ -16,6 +16,8 @@
  *   produced, line free) and reaches the host when its last byte has crossed.
  * Every time is computed from the event that caused it (a late timer delays a delivery, not the
  * schedule), and the clock is injected, so the schedule is exact and testable without waiting.
+ * Only what makes a request depends on the protocol (LineFraming): the EmberZNet simulator runs
+ * this same line with its ASH framing.
  */
 import { MAX_PAYLOAD, MtType, SOF, Subsystem } from "./frame.js";
 
@@ -188,7 +190,42 @@ export class LinkStats {
   }
 }
 
+/** LinkStats as the control socket reports them. */
+export type LinkStatsReport = ReturnType<LinkStats["toJSON"]>;
+
 const round3 = (n: number) => Math.round(n * 1000) / 1000;
+
+/**
+ * How the chip cuts the host's bytes into what it acts on, and what each piece costs it: the only
+ * part of the line model that depends on the protocol.
+ */
+export interface LineFraming {
+  /** Length of the whole piece (a frame, or bytes outside frames) at the head of `pending`; 0 while it is still arriving. */
+  pieceLength(pending: Buffer): number;
+  /**
+   * The chip's time for a piece, also for the incomplete rest when the host closes the port;
+   * undefined: the UART takes it as it arrives, outside the chip's queue of requests.
+   */
+  chipMs(piece: Buffer, profile: LinkProfile): number | undefined;
+}
+
+/** MT as the chip's parser sees it; bytes outside frames still wait their turn behind requests. */
+export const MT_FRAMING: LineFraming = {
+  pieceLength(p) {
+    if (p[0] !== SOF) {
+      const next = p.indexOf(SOF);
+      return next < 0 ? p.length : next;
+    }
+    if (p.length < 2) return 0;
+    const len = p[1]!;
+    if (len > MAX_PAYLOAD) return 1;
+    return p.length < len + 5 ? 0 : len + 5;
+  },
+  chipMs(piece, profile) {
+    const whole = piece[0] === SOF && piece.length >= 5 && piece.length === piece[1]! + 5;
+    return whole ? processingMs(piece[2]!, piece[3]!, profile) : 0;
+  },
+};
 
 interface Scheduled {
   at: number;
@@ -202,7 +239,7 @@ export class SerialLink {
   private inFree = Number.NEGATIVE_INFINITY;
   private chipFree = Number.NEGATIVE_INFINITY;
   private outFree = Number.NEGATIVE_INFINITY;
-  /** Bytes that arrived (or are arriving) but do not yet make up a whole frame, with each byte's arrival. */
+  /** Bytes that arrived (or are arriving) but do not yet make up a whole piece, with each byte's arrival. */
   private pending: Buffer = Buffer.alloc(0);
   private pendingArrivals: number[] = [];
   private readonly queue: Scheduled[] = [];
@@ -219,6 +256,7 @@ export class SerialLink {
     private readonly ends: LinkEnds,
     private readonly clock: Clock = realClock,
     private readonly stats?: LinkStats,
+    private readonly framing: LineFraming = MT_FRAMING,
   ) {
     this.byteMs = byteTimeMs(profile);
     if (stats) stats.sessions++;
@@ -231,7 +269,11 @@ export class SerialLink {
     for (let i = 0; i < chunk.length; i++) this.pendingArrivals.push(start + (i + 1) * this.byteMs);
     this.inFree = start + chunk.length * this.byteMs;
     this.pending = this.pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.pending, chunk]);
-    this.segment();
+    for (;;) {
+      const n = this.pending.length === 0 ? 0 : this.framing.pieceLength(this.pending);
+      if (n === 0) return;
+      this.take(n);
+    }
   }
 
   /** Bytes the device sends to the host. */
@@ -257,7 +299,7 @@ export class SerialLink {
       return;
     }
     this.hostGone = true;
-    if (this.pending.length > 0) this.take(this.pending.length, undefined);
+    if (this.pending.length > 0) this.take(this.pending.length);
     this.schedule(Math.max(this.chipFree, this.time()), then);
   }
 
@@ -274,34 +316,17 @@ export class SerialLink {
     return this.eventTime ?? this.clock.now();
   }
 
-  /** Cuts what has arrived into runs of noise and whole frames, as the chip's MT parser would see them. */
-  private segment(): void {
-    for (;;) {
-      const p = this.pending;
-      if (p.length === 0) return;
-      if (p[0] !== SOF) {
-        const next = p.indexOf(SOF);
-        this.take(next < 0 ? p.length : next, undefined);
-        continue;
-      }
-      if (p.length < 2) return;
-      const len = p[1]!;
-      if (len > MAX_PAYLOAD) {
-        this.take(1, undefined);
-        continue;
-      }
-      if (p.length < len + 5) return;
-      this.take(len + 5, { cmd0: p[2]!, cmd1: p[3]! });
-    }
-  }
-
-  private take(n: number, frame: { cmd0: number; cmd1: number } | undefined): void {
+  private take(n: number): void {
     const bytes = Buffer.from(this.pending.subarray(0, n));
     const arrival = this.pendingArrivals[n - 1]!;
     this.pending = this.pending.subarray(n);
     this.pendingArrivals = this.pendingArrivals.slice(n);
-    const begin = Math.max(arrival, this.chipFree);
-    const done = frame ? begin + processingMs(frame.cmd0, frame.cmd1, this.profile) : begin;
+    const chipMs = this.framing.chipMs(bytes, this.profile);
+    if (chipMs === undefined) {
+      this.schedule(arrival, () => this.ends.toDevice(bytes));
+      return;
+    }
+    const done = Math.max(arrival, this.chipFree) + chipMs;
     this.chipFree = done;
     this.schedule(done, () => this.ends.toDevice(bytes));
   }
@@ -395,5 +420,42 @@ export function describeLink(profile: LinkProfile | undefined): LinkDescription 
     latency_ms: profile.requestLatencyMs,
     nv_write_ms: profile.nvWriteMs,
     nv_delete_ms: profile.nvDeleteMs,
+  };
+}
+
+/** The fields of a `set-link` control request, as both simulators' clients send them. */
+export function linkRequestFields(settings: LinkSettings): Record<string, unknown> {
+  return {
+    mode: settings.mode,
+    ...(settings.baud !== undefined ? { baud: settings.baud } : {}),
+    ...(settings.latencyMs !== undefined ? { latency_ms: settings.latencyMs } : {}),
+    ...(settings.nvWriteMs !== undefined ? { nv_write_ms: settings.nvWriteMs } : {}),
+    ...(settings.nvDeleteMs !== undefined ? { nv_delete_ms: settings.nvDeleteMs } : {}),
+  };
+}
+
+/**
+ * `{"cmd":"set-link","mode":"realistic","latency_ms":11,"baud":115200,"nv_write_ms":4,"nv_delete_ms":15}`;
+ * `cmd` is the command as the simulator spells it, for the error messages.
+ */
+export function linkSettingsFromRequest(request: Record<string, unknown>, cmd: string): LinkSettings {
+  const known = new Set(["cmd", "mode", "baud", "latency_ms", "nv_write_ms", "nv_delete_ms"]);
+  const unknown = Object.keys(request).filter((k) => !known.has(k));
+  if (unknown.length > 0) throw new Error(`${cmd}: unknown field(s) ${unknown.join(", ")}`);
+  const number = (key: string): number | undefined => {
+    const value = request[key];
+    if (value === undefined) return undefined;
+    if (typeof value !== "number") throw new Error(`${cmd}: ${key} must be a number`);
+    return value;
+  };
+  const mode = request.mode;
+  if (mode !== "instant" && mode !== "realistic")
+    throw new Error(`${cmd} needs mode: "instant" or "realistic"`);
+  return {
+    mode,
+    baud: number("baud"),
+    latencyMs: number("latency_ms"),
+    nvWriteMs: number("nv_write_ms"),
+    nvDeleteMs: number("nv_delete_ms"),
   };
 }

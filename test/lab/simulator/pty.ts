@@ -9,11 +9,13 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { lstatSync, mkdtempSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HostPort, type LinkSource } from "./host-port.js";
-import type { Logger, ZnpDevice } from "./simulator.js";
+import { type HostDevice, HostPort, type LinkSource } from "./host-port.js";
+import type { Logger } from "./simulator.js";
 
 export interface PtyOptions {
   linkPath: string;
+  /** Names the private directory of the internal socket, so each simulator's are told apart. */
+  tempPrefix: string;
   group?: string;
   /** How often socat polls for the port being opened (its pty-interval), seconds. */
   pollIntervalSeconds?: number;
@@ -23,7 +25,7 @@ export interface PtyOptions {
 }
 
 export class PtySupervisor {
-  private readonly dir = mkdtempSync(join(tmpdir(), "znp-sim-pty-"));
+  private readonly dir: string;
   private readonly internal: HostPort;
   private child: ChildProcess | undefined;
   private running = false;
@@ -31,10 +33,11 @@ export class PtySupervisor {
   private respawnTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    device: ZnpDevice,
+    device: HostDevice,
     private readonly options: PtyOptions,
     private readonly log: Logger,
   ) {
+    this.dir = mkdtempSync(join(tmpdir(), options.tempPrefix));
     this.internal = new HostPort(
       device,
       { kind: "unix", path: join(this.dir, "host.sock") },

@@ -16,7 +16,11 @@ export interface SimulatorState {
   nv: NvStore;
 }
 
-export function loadState(path: string): SimulatorState | undefined {
+/**
+ * A state file's JSON after checking it is `format` version 1 (both simulators' files are);
+ * undefined when there is none yet.
+ */
+export function readStateFile(path: string, format: string): Record<string, unknown> | undefined {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -30,9 +34,15 @@ export function loadState(path: string): SimulatorState | undefined {
   } catch (error) {
     throw new Error(`state file ${path} is not valid JSON: ${(error as Error).message}`);
   }
-  if (json.format !== STATE_FORMAT || json.version !== 1) {
-    throw new Error(`state file ${path} is not a ${STATE_FORMAT} version 1 file`);
+  if (json.format !== format || json.version !== 1) {
+    throw new Error(`state file ${path} is not a ${format} version 1 file`);
   }
+  return json;
+}
+
+export function loadState(path: string): SimulatorState | undefined {
+  const json = readStateFile(path, STATE_FORMAT);
+  if (!json) return undefined;
   const hardwareIeee = json.hardware_ieee;
   if (typeof hardwareIeee !== "string" || !/^[0-9a-f]{16}$/.test(hardwareIeee)) {
     throw new Error(`state file ${path}: hardware_ieee must be 16 lowercase hex digits`);
