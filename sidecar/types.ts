@@ -3,16 +3,20 @@
  * (store, node, z2m, cluster, notify, api) all speak these words.
  */
 
-export type OperationKind =
-  | "switchover"
-  | "failover"
-  | "sync"
-  | "check"
-  | "restart"
-  | "recovery"
-  | "restore-snapshot"
-  | "decision"
-  | "fence";
+/** Every operation kind; the journal's and the API's schemas are built from this list. */
+export const OPERATION_KINDS = [
+  "switchover",
+  "failover",
+  "sync",
+  "check",
+  "restart",
+  "recovery",
+  "restore-snapshot",
+  "decision",
+  "fence",
+] as const;
+
+export type OperationKind = (typeof OPERATION_KINDS)[number];
 
 export type OperationStatus =
   | "running"
@@ -23,7 +27,9 @@ export type OperationStatus =
   /** Found unfinished in the journal at start-up: the sidecar died while it ran. */
   | "interrupted";
 
-export type StepStatus = "running" | "succeeded" | "failed" | "skipped" | "interrupted";
+export const STEP_STATUSES = ["running", "succeeded", "failed", "skipped", "interrupted"] as const;
+
+export type StepStatus = (typeof STEP_STATUSES)[number];
 
 export interface StepRecord {
   /** Stable machine key ("start-target", "stage:node2"): what recovery and rollback match on. */

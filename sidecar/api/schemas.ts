@@ -1,14 +1,16 @@
 import { z } from "zod";
-import type {
-  Alert,
-  BridgeStatus,
-  ClusterInfo,
-  ClusterStatus,
-  NodeDetail,
-  NodeStatus,
-  OperationRecord,
-  Protection,
-  SnapshotInfo,
+import {
+  type Alert,
+  type BridgeStatus,
+  type ClusterInfo,
+  type ClusterStatus,
+  type NodeDetail,
+  type NodeStatus,
+  OPERATION_KINDS,
+  type OperationRecord,
+  type Protection,
+  type SnapshotInfo,
+  STEP_STATUSES,
 } from "../types.js";
 
 /**
@@ -32,7 +34,7 @@ export const stepRecord = z
   .object({
     key: z.string().meta({ description: "Stable machine key of the step, e.g. start-target" }),
     name: z.string(),
-    status: z.enum(["running", "succeeded", "failed", "skipped", "interrupted"]),
+    status: z.enum(STEP_STATUSES),
     started_at: z.string(),
     finished_at: z.string().optional(),
     duration_ms: z.number().optional(),
@@ -42,17 +44,7 @@ export const stepRecord = z
   })
   .meta({ id: "Step" });
 
-export const operationKind = z.enum([
-  "switchover",
-  "failover",
-  "sync",
-  "check",
-  "restart",
-  "recovery",
-  "restore-snapshot",
-  "decision",
-  "fence",
-]);
+export const operationKind = z.enum(OPERATION_KINDS);
 
 export const operationRecord = z
   .object({

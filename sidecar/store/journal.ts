@@ -10,7 +10,13 @@ import {
   writeSync,
 } from "node:fs";
 import { z } from "zod";
-import type { OperationRecord, OperationStatus, StepRecord } from "../types.js";
+import {
+  OPERATION_KINDS,
+  type OperationRecord,
+  type OperationStatus,
+  STEP_STATUSES,
+  type StepRecord,
+} from "../types.js";
 import { fsyncDir, writeFileAtomic } from "./atomic.js";
 import { legacyStepKey } from "./journal-migrations.js";
 import { type PendingWrites, type StorageHealth, storageProblemOf } from "./storage.js";
@@ -47,18 +53,8 @@ export type JournalEntry =
       error?: OperationRecord["error"];
     };
 
-const operationKind = z.enum([
-  "switchover",
-  "failover",
-  "sync",
-  "check",
-  "restart",
-  "recovery",
-  "restore-snapshot",
-  "decision",
-  "fence",
-]);
-const stepStatus = z.enum(["running", "succeeded", "failed", "skipped", "interrupted"]);
+const operationKind = z.enum(OPERATION_KINDS);
+const stepStatus = z.enum(STEP_STATUSES);
 const operationError = z.object({
   step: z.string().optional(),
   message: z.string(),
