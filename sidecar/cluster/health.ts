@@ -35,7 +35,8 @@ export function standbyReadiness(input: HealthInput): Readiness {
     reasons.push(`service state unknown${quick.service_error ? `: ${quick.service_error}` : ""}`);
   if (quick.port_present === false) reasons.push("coordinator port missing");
   if (!full) reasons.push("tools not checked yet");
-  else if (full.tools && !full.tools.ok) reasons.push(`zigpy-znp tools not usable: ${full.tools.detail}`);
+  else if (full.tools && !full.tools.ok)
+    reasons.push(`${full.tools.what ?? "zigpy-znp tools"} not usable: ${full.tools.detail}`);
   const staged = state.staging?.[id];
   if (!staged) reasons.push("nothing staged yet");
   else {

@@ -13,7 +13,8 @@ export interface NodeProbe {
   /** The service manager reports a crash (the process died without being stopped). */
   service_crashed?: boolean;
   port_present?: boolean;
-  tools?: { ok: boolean; detail: string };
+  /** `what` names the tools ("zigpy-znp tools"); absent in probes recorded before it existed. */
+  tools?: { ok: boolean; detail: string; what?: string };
   free?: { data_dir?: number; staging_dir?: number };
   clock?: { offset_ms: number; precision_ms: number };
   staged?: StagedManifest | null;

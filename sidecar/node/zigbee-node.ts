@@ -6,6 +6,16 @@ import type { Logger } from "pino";
 import type { NodeConfig } from "../config/schema.js";
 import { type ExecOptions, type ExecResult, isNotFound, type SshTransport } from "./ssh.js";
 
+const ZNP_TOOLS = "zigpy-znp tools";
+const EMBER_TOOLS = "Node.js for the ember tool";
+
+/** The outcome of toolsPresent: `what` names the tools for messages ("zigpy-znp tools"). */
+export interface ToolsCheck {
+  ok: boolean;
+  what: string;
+  detail: string;
+}
+
 /** "crashed": the service manager thinks it started it but the process is gone (OpenRC exit 32). */
 export type ServiceState = "running" | "stopped" | "crashed";
 
@@ -132,12 +142,30 @@ export class ZigbeeNode {
     });
   }
 
-  async toolsPresent(): Promise<{ ok: boolean; detail: string }> {
-    const result = await this.run(this.toolArgv("nvram_read", ["--help"]), { timeoutMs: 30_000 });
-    if (result.code === 0) return { ok: true, detail: "zigpy-znp tools run" };
+  /**
+   * Whether the coordinator tools this node's adapter needs run: zigpy-znp's for a Z-Stack dongle,
+   * the Node.js that runs the sidecar's ember tool (it is uploaded when used) for an EmberZNet one.
+   */
+  async toolsPresent(): Promise<ToolsCheck> {
+    if (this.config.coordinator.adapter === "ember") {
+      const argv = [...this.config.coordinator.tools, "--version"];
+      const result = await this.run(argv, { timeoutMs: 30_000 });
+      const version = result.stdout.trim();
+      if (result.code === 0 && /^v(1[89]|[2-9]\d)\./.test(version))
+        return { ok: true, what: EMBER_TOOLS, detail: `${argv[0]} ${version} runs the ember tool` };
+      return {
+        ok: false,
+        what: EMBER_TOOLS,
+        detail: `${argv.join(" ")}: ${result.code === 0 ? `${version} is older than Node.js 18` : `${describeExit(result)} ${tail(result)}`}`,
+      };
+    }
+    const argv = this.toolArgv("nvram_read", ["--help"]);
+    const result = await this.run(argv, { timeoutMs: 30_000 });
+    if (result.code === 0) return { ok: true, what: ZNP_TOOLS, detail: "zigpy-znp tools run" };
     return {
       ok: false,
-      detail: `${this.toolArgv("nvram_read", ["--help"]).join(" ")}: ${describeExit(result)} ${tail(result)}`,
+      what: ZNP_TOOLS,
+      detail: `${argv.join(" ")}: ${describeExit(result)} ${tail(result)}`,
     };
   }
 

@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OperationRecord } from "../../sidecar/types.js";
 import { AirSampler, highestCounter } from "../bench/reliability.js";
+import { nodeIn, waitForReadyStandbys } from "./policy-helpers.js";
 import { baseline, type SidecarHandle, startSidecar } from "./sidecar-harness.js";
 import {
   type Identity,
@@ -120,6 +121,10 @@ describe("EmberZNet dongles with the z2m-backup driver", () => {
 
   it("a failover after node1's link is cut: node2 restores the last backup above everything node1 used", async () => {
     expect((await runWhenFree(h.api, "sync")).status).toBe("succeeded");
+    // Ready in the eyes of the automatic failover: the node's Node.js runs the ember tool (no
+    // zigpy-znp on an EmberZNet node), the latest snapshot staged.
+    const ready = await waitForReadyStandbys(h.api);
+    for (const id of ["node2", "node3"]) expect(nodeIn(ready, id).tools_present).toBe(true);
     await lab.fault("cut-link", "node1");
     try {
       const op = await runWhenFree(h.api, "failover", { target: "node2", reason: "lab: ember node1 lost" });

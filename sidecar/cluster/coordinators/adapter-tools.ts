@@ -63,13 +63,19 @@ const prefixed = (value: unknown) => {
   return h ? `0x${h.padStart(16, "0")}` : undefined;
 };
 
+async function toolsProblems(cx: ClusterContext, node: string): Promise<string[]> {
+  try {
+    const tools = await nodeOf(cx, node).toolsPresent();
+    return tools.ok ? [] : [`${tools.what}: ${tools.detail}`];
+  } catch (error) {
+    return [`coordinator tools not checked: ${(error as Error).message}`];
+  }
+}
+
 const zstackTools: AdapterTools = {
   adapter: "zstack",
   readsNetworkQuietly: true,
-  async present(cx, node) {
-    const tools = await nodeOf(cx, node).toolsPresent();
-    return tools.ok ? [] : [`zigpy-znp tools: ${tools.detail}`];
-  },
+  present: toolsProblems,
   async info(cx, node, signal, notes) {
     const dump = parseNvram(await readNvram(cx, node, signal, notes));
     const ieee = `0x${(dump.LEGACY?.EXTADDR ?? "").match(/../g)?.reverse().join("") ?? ""}`;
@@ -108,14 +114,7 @@ const zstackTools: AdapterTools = {
 const emberTools: AdapterTools = {
   adapter: "ember",
   readsNetworkQuietly: false,
-  async present(cx, node) {
-    const result = await nodeOf(cx, node)
-      .run([...nodeOf(cx, node).config.coordinator.tools, "--version"], { timeoutMs: 30_000 })
-      .catch((error: Error) => ({ code: 1, stdout: "", stderr: error.message }));
-    return result.code === 0
-      ? []
-      : [`${nodeOf(cx, node).config.coordinator.tools.join(" ")} (Node.js for the ember tool) does not run`];
-  },
+  present: toolsProblems,
   async info(cx, node, signal, notes, options) {
     const quiet = options?.network === false;
     const answer = await withTool(

@@ -817,7 +817,7 @@ export const zstackNvram: CoordinatorDriver = {
     const zigbeeNode = nodeOf(cx, node);
     const problems: string[] = [];
     const tools = await zigbeeNode.toolsPresent();
-    if (!tools.ok) problems.push(`zigpy-znp tools: ${tools.detail}`);
+    if (!tools.ok) problems.push(`${tools.what}: ${tools.detail}`);
     if (!(await zigbeeNode.portReachable()))
       problems.push(`coordinator port ${zigbeeNode.config.coordinator.port} is missing`);
     return problems;

@@ -93,6 +93,14 @@ describe("derived node health", () => {
     expect(notReady({ full: full({ tools: { ok: false, detail: "No module named zigpy_znp" } }) })).toEqual([
       "zigpy-znp tools not usable: No module named zigpy_znp",
     ]);
+    const oldNode = {
+      ok: false,
+      what: "Node.js for the ember tool",
+      detail: "node --version: v16.20.2 is older than Node.js 18",
+    };
+    expect(notReady({ full: full({ tools: oldNode }) })).toEqual([
+      "Node.js for the ember tool not usable: node --version: v16.20.2 is older than Node.js 18",
+    ]);
     expect(notReady({ latestSnapshotId: "data-2" })).toEqual(["staged copy is not the latest snapshot"]);
     expect(notReady({ now: NOW + 3_600_000 })).toEqual(["staged copy is 61 min old"]);
     expect(notReady({ state: state({ staging: {} }) })).toEqual(["nothing staged yet"]);

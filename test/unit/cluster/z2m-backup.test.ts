@@ -153,7 +153,7 @@ function driverWorld(dongles: Record<string, FakeDongle>) {
         config,
         serviceState: async () => "stopped",
         portReachable: async () => true,
-        run: async () => ({ code: 0, stdout: "v20", stderr: "" }),
+        toolsPresent: async () => ({ ok: true, what: "Node.js for the ember tool", detail: "node v20.20.2" }),
         ssh: {
           writeFileAtomic: async (path: string, data: string) => {
             written.set(path, data);
