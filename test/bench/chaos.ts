@@ -1,7 +1,8 @@
 /**
- * npm run chaos -- [--minutes M] [--seed S] [--keep-lab]: random faults from the lab's list at
- * random steps of switchovers, and incidents the automatic failover must handle, for M minutes,
- * in a three-node lab (docs/reliability.md, "Chaos"). After every run the cluster must come to rest
+ * npm run chaos -- [--minutes M] [--seed S] [--adapter zstack|ember] [--keep-lab]: random faults
+ * from the lab's list at random steps of switchovers, and incidents the automatic failover must
+ * handle, for M minutes, in a three-node lab (docs/reliability.md, "Chaos"). `--adapter ember`:
+ * EmberZNet dongles moved by the z2m-backup driver; its report is a section of its own. After every run the cluster must come to rest
  * (one node running zigbee2mqtt, online, no operation running), and at every moment and after
  * every run:
  * - at most one coordinator on the air (sampled at 4 Hz through the simulators);
@@ -14,6 +15,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { OperationRecord } from "../../sidecar/types.js";
 import type { FaultOptions } from "../lab/host/faults.js";
+import type { DongleAdapter } from "../lab/host/naming.js";
 import { SidecarApi } from "../lab/sidecar-api.js";
 import { type HostId, Lab, REPO, type RunningSidecar } from "../lab/world.js";
 import {
@@ -30,17 +32,25 @@ import {
 interface Args {
   minutes: number;
   seed: number;
+  adapter: DongleAdapter;
   keepLab: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { minutes: 60, seed: Date.now() % 1_000_000, keepLab: false };
+  const args: Args = { minutes: 60, seed: Date.now() % 1_000_000, adapter: "zstack", keepLab: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
+    const value = argv[i + 1];
     if (flag === "--keep-lab") args.keepLab = true;
-    else if ((flag === "--minutes" || flag === "--seed") && Number.isFinite(Number(argv[i + 1])))
+    else if ((flag === "--minutes" || flag === "--seed") && Number.isFinite(Number(value)))
       args[flag === "--minutes" ? "minutes" : "seed"] = Number(argv[++i]);
-    else throw new Error(`unknown argument ${flag} (use --minutes M --seed S --keep-lab)`);
+    else if (flag === "--adapter" && (value === "zstack" || value === "ember")) {
+      args.adapter = value;
+      i++;
+    } else
+      throw new Error(
+        `unknown argument ${flag} (use --minutes M --seed S --adapter zstack|ember --keep-lab)`,
+      );
   }
   return args;
 }
@@ -59,7 +69,7 @@ function random(seed: number): () => number {
 
 // The planned switchover's steps (docs/failover.md): the final sync runs inside
 // read-source-nvram, A's parking beside write-target-nvram and verify-target-nvram.
-const SWITCHOVER_STEPS = [
+const ZSTACK_STEPS = [
   "preflight",
   "ensure-target-stopped",
   "prepare-target-nvram",
@@ -67,6 +77,19 @@ const SWITCHOVER_STEPS = [
   "read-source-nvram",
   "write-target-nvram",
   "verify-target-nvram",
+  "start-target",
+  "wait-target-online",
+];
+
+// The z2m-backup driver's switchover (docs/coordinators.md): the final sync inside capture-source.
+const BACKUP_STEPS = [
+  "preflight",
+  "ensure-target-stopped",
+  "refresh-backup",
+  "prepare-target-coordinator",
+  "stop-source",
+  "capture-source",
+  "write-target-data",
   "start-target",
   "wait-target-online",
 ];
@@ -138,6 +161,13 @@ const FAULTS: Fault[] = [
   { name: "unplug the target's dongle", on: "target", kind: "unplug", undo: { kind: "replug" } },
   { name: "power-cycle the target's dongle", on: "target", kind: "power-cycle-dongle" },
   { name: "SIGKILL the sidecar", on: "target", kind: "sidecar-kill" },
+  {
+    name: "the target's data disk full",
+    on: "target",
+    kind: "fill-disk",
+    options: { disk: "data" },
+    undo: { kind: "free-disk" },
+  },
 ];
 
 interface RunRecord {
@@ -152,9 +182,16 @@ async function main(): Promise<void> {
   const rnd = random(args.seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)] as T;
   const deadline = Date.now() + args.minutes * 60_000;
-  log(`chaos for ${args.minutes} min, seed ${args.seed}`);
+  const ember = args.adapter === "ember";
+  // zigpy-znp's tools do not run on an EmberZNet node: their faults have nothing to hit there.
+  const faults = ember ? FAULTS.filter((f) => f.kind !== "tool-fault") : FAULTS;
+  const steps = ember ? BACKUP_STEPS : ZSTACK_STEPS;
+  log(`chaos for ${args.minutes} min, seed ${args.seed}, ${args.adapter} dongles`);
   execFileSync("npx", ["tsup", "--silent"], { cwd: REPO, stdio: "inherit" });
-  const lab = await Lab.up({ name: "chaos", nodes: 3 });
+  const labName = ember ? "chaosember" : "chaos";
+  // An EFR32's custom EUI64 token is written once: every ember run starts from blank dongles.
+  if (ember) await Lab.destroy(labName);
+  const lab = await Lab.up({ name: labName, nodes: 3, adapter: args.adapter });
   const sampler = new AirSampler(lab);
   const violations: Violation[] = [];
   const runs: RunRecord[] = [];
@@ -163,7 +200,7 @@ async function main(): Promise<void> {
   // A node cut off the network still runs its coordinator on the air; the fence is the lab's smart
   // plug (the dongle's power), as a real installation would configure one.
   const tsx = pathToFileURL(join(REPO, "node_modules/tsx/dist/esm/index.mjs")).href;
-  const fence = [process.execPath, "--import", tsx, join(REPO, "test/bench/fence-unplug.ts"), "chaos"];
+  const fence = [process.execPath, "--import", tsx, join(REPO, "test/bench/fence-unplug.ts"), labName];
   const configPath = lab.sidecarConfig({
     failover: {
       automatic: true,
@@ -199,8 +236,8 @@ async function main(): Promise<void> {
         if (roll < 0.7) {
           const standbys = lab.info.nodeIds.filter((n) => n !== active) as HostId[];
           const target = pick(standbys);
-          const fault = pick(FAULTS);
-          const step = pick(SWITCHOVER_STEPS);
+          const fault = pick(faults);
+          const step = pick(steps);
           const host = fault.on === "target" ? target : active;
           record.what = `switchover ${active} → ${target}, ${fault.name} at ${step}`;
           record.step = step;
@@ -317,9 +354,9 @@ async function main(): Promise<void> {
   );
   const date = new Date().toISOString().slice(0, 10);
   writeSection(
-    "## Chaos: random faults at random steps",
-    `\`npm run chaos -- --minutes ${args.minutes} --seed ${args.seed}\` on ${date}. Machine: ${machine()}.
-Three nodes; 70 % of the runs are switchovers to a random standby with a random fault injected
+    ember ? "## Chaos with EmberZNet dongles (z2m-backup driver)" : "## Chaos: random faults at random steps",
+    `\`npm run chaos -- --minutes ${args.minutes} --seed ${args.seed}${ember ? " --adapter ember" : ""}\` on ${date}. Machine: ${machine()}.
+Three nodes${ember ? " with simulated EmberZNet dongles, moved by zigbee2mqtt's coordinator backup (z2m-backup driver)" : ""}; 70 % of the runs are switchovers to a random standby with a random fault injected
 when a random step starts, 30 % incidents (the active's zigbee2mqtt killed, or its link cut) that
 the automatic failover (grace 10 s, one restart in place) handles. A marker file is written into
 the active's data dir and synced before every run.

@@ -76,8 +76,12 @@ export function labSidecarConfig(info: LabInfo, stateDir: string): Record<string
         },
         data_dir: node.dataDir,
         staging_dir: node.stagingDir,
-        // No sudo for the tools: zigbee is in dialout (docs/nodes.md, least privilege).
-        coordinator: { port: node.serialPort, tools: ["python3", "-m", "zigpy_znp.tools"] },
+        // No sudo for the tools: zigbee is in dialout (docs/nodes.md, least privilege). An
+        // EmberZNet dongle moves with zigbee2mqtt's backup and the node tool (docs/coordinators.md).
+        coordinator:
+          node.adapter === "ember"
+            ? { type: "z2m-backup", adapter: "ember", port: node.serialPort, tools: ["node"] }
+            : { port: node.serialPort, tools: ["python3", "-m", "zigpy_znp.tools"] },
         service: {
           start: ["sudo", "rc-service", SERVICE, "start"],
           stop: ["sudo", "rc-service", SERVICE, "stop"],
