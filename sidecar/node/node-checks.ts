@@ -7,6 +7,7 @@ import { posix } from "node:path";
 import { parseDocument } from "yaml";
 import type { NodeConfig } from "../config/schema.js";
 import type { DiskSpace } from "./disk-space.js";
+import { nodeVersionProblem } from "./node-version.js";
 import { managerOf, openrcRunlevels, serviceNameOf, sudoersRule, systemdBoot } from "./service-manager.js";
 import type { RemoteStats } from "./sftp.js";
 import { isNotFound, isSshError } from "./ssh-errors.js";
@@ -335,8 +336,9 @@ class Checker {
     if (this.#config.coordinator.adapter === "ember") {
       const node = this.#config.coordinator.tools;
       const ran = await this.target.run([...node, "--version"], { timeoutMs: 30_000 });
+      const problem = ran.code === 0 ? nodeVersionProblem(ran.stdout) : `exit ${ran.code}: ${tail(ran)}`;
       return [
-        ran.code === 0 && /^v(1[89]|[2-9]\d)\./.test(ran.stdout.trim())
+        problem === undefined
           ? {
               id: "tools",
               ok: true,
@@ -347,7 +349,7 @@ class Checker {
               id: "tools",
               ok: false,
               severity: "error",
-              detail: `${node.join(" ")} --version: ${ran.code === 0 ? `${ran.stdout.trim()} is older than Node.js 18` : `exit ${ran.code}: ${tail(ran)}`}`,
+              detail: `${node.join(" ")} --version: ${problem}`,
               fix: "set coordinator.tools to the Node.js that runs zigbee2mqtt on the node (e.g. /usr/bin/node)",
             },
       ];

@@ -4,6 +4,7 @@ import { dirname, join, posix } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import type { NodeConfig } from "../config/schema.js";
+import { nodeVersionProblem } from "./node-version.js";
 import { type ExecOptions, type ExecResult, isNotFound, type SshTransport } from "./ssh.js";
 
 const ZNP_TOOLS = "zigpy-znp tools";
@@ -151,13 +152,11 @@ export class ZigbeeNode {
       const argv = [...this.config.coordinator.tools, "--version"];
       const result = await this.run(argv, { timeoutMs: 30_000 });
       const version = result.stdout.trim();
-      if (result.code === 0 && /^v(1[89]|[2-9]\d)\./.test(version))
+      const problem =
+        result.code === 0 ? nodeVersionProblem(version) : `${describeExit(result)} ${tail(result)}`;
+      if (problem === undefined)
         return { ok: true, what: EMBER_TOOLS, detail: `${argv[0]} ${version} runs the ember tool` };
-      return {
-        ok: false,
-        what: EMBER_TOOLS,
-        detail: `${argv.join(" ")}: ${result.code === 0 ? `${version} is older than Node.js 18` : `${describeExit(result)} ${tail(result)}`}`,
-      };
+      return { ok: false, what: EMBER_TOOLS, detail: `${argv.join(" ")}: ${problem}` };
     }
     const argv = this.toolArgv("nvram_read", ["--help"]);
     const result = await this.run(argv, { timeoutMs: 30_000 });
