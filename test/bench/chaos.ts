@@ -372,6 +372,7 @@ the active's data dir and synced before every run.
       .join("; ")} |
 | cluster not at rest within 4 min after a run | ${kinds["did not settle"] ?? 0} |
 | on-air samples (4 Hz), moments with two coordinators | ${sampler.samples}, ${kinds["two coordinators"] ?? 0} |
+| moments with another network on the air beside ours (zigpy-znp's throwaway formation in a network_restore, e.g. while a standby is armed) | ${sampler.otherNetworkSamples} |
 | the active's counter not above what another dongle used | ${kinds["counter lower"] ?? 0} |
 | marker files lost (${markers.length} written, all checked after every run) | ${kinds["data lost"] ?? 0} |
 

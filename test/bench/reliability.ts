@@ -31,12 +31,24 @@ export interface Violation {
   detail: string;
 }
 
+/** A dongle whose firmware runs a network, and which network. */
+export interface OnAir {
+  node: string;
+  pan_id: number;
+  extended_pan_id: string | null;
+}
+
 /**
  * Samples every dongle four times a second: a dongle is on the air when its firmware runs a
- * network (started, with a PAN). Two at once is a split network.
+ * network (started, with a PAN). Two running the same network (extended PAN, or PAN ID) at once
+ * is a split network. A dongle running another network beside it is not: zigpy-znp's
+ * network_restore forms a throwaway network with random settings (its way to bring the NV into a
+ * known state) before it writes ours, as when a standby is armed; those samples are counted apart.
  */
 export class AirSampler {
   samples = 0;
+  /** Samples with another network on the air beside one of ours (not a violation). */
+  otherNetworkSamples = 0;
   readonly violations: Violation[] = [];
   #timer: NodeJS.Timeout | undefined;
   #busy = false;
@@ -52,13 +64,18 @@ export class AirSampler {
   }
 
   async onAir(): Promise<string[]> {
-    const on: string[] = [];
+    return (await this.networksOnAir()).map((n) => n.node);
+  }
+
+  async networksOnAir(): Promise<OnAir[]> {
+    const on: OnAir[] = [];
     for (const id of this.lab.info.nodeIds) {
       const status = await this.lab
         .simulator(id)
         .status()
         .catch(() => undefined);
-      if (status?.state === "started" && status.pan_id !== null && !status.unplugged) on.push(id);
+      if (status?.state === "started" && status.pan_id !== null && !status.unplugged)
+        on.push({ node: id, pan_id: status.pan_id, extended_pan_id: status.extended_pan_id });
     }
     return on;
   }
@@ -67,18 +84,32 @@ export class AirSampler {
     if (this.#busy) return;
     this.#busy = true;
     try {
-      const on = await this.onAir();
+      const on = await this.networksOnAir();
       this.samples++;
-      if (on.length > 1)
+      const split = sameNetwork(on);
+      if (split.length > 1)
         this.violations.push({
           at: new Date().toISOString(),
           kind: "two coordinators",
-          detail: on.join(" and "),
+          detail: `${split.map((n) => n.node).join(" and ")} (PAN ${split[0]?.pan_id}, extended PAN ${split[0]?.extended_pan_id})`,
         });
+      else if (on.length > 1) this.otherNetworkSamples++;
     } finally {
       this.#busy = false;
     }
   }
+}
+
+/** The largest group of dongles on the air that run one network (same extended PAN or PAN ID). */
+export function sameNetwork(on: OnAir[]): OnAir[] {
+  let largest: OnAir[] = [];
+  for (const a of on) {
+    const group = on.filter(
+      (b) => b.pan_id === a.pan_id || (a.extended_pan_id !== null && b.extended_pan_id === a.extended_pan_id),
+    );
+    if (group.length > largest.length) largest = group;
+  }
+  return largest;
 }
 
 /** The highest network frame counter any dongle has ever used, as the simulators count it. */

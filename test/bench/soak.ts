@@ -146,6 +146,7 @@ zigpy-znp tools on simulated dongles.
     } |
 | median switchover / Zigbee outage | ${(median(durations) / 1000).toFixed(1)} s / ${(median(outages) / 1000).toFixed(1)} s |
 | on-air samples (4 Hz), moments with two coordinators | ${sampler.samples}, ${violationKinds["two coordinators"] ?? 0} |
+| moments with another network on the air beside ours (zigpy-znp's throwaway formation in a network_restore, e.g. while a standby is armed) | ${sampler.otherNetworkSamples} |
 | new active's counter not above everything used before | ${violationKinds["counter lower"] ?? 0} |
 | NVRAM differing from the old active's dump (counters aside) | ${violationKinds["nvram differs"] ?? 0} |
 | marker files lost or changed (${markers.length} written, all checked after each switchover) | ${violationKinds["data lost"] ?? 0} |
