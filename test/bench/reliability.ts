@@ -112,13 +112,15 @@ export function sameNetwork(on: OnAir[]): OnAir[] {
   return largest;
 }
 
-/** The highest network frame counter any dongle has ever used, as the simulators count it. */
+/**
+ * The highest network frame counter any dongle has ever used on the air, as the simulators count
+ * it. Not the counter a stopped dongle holds in its NV: an armed standby holds one far ahead that
+ * nothing sent yet, and it resumes exactly there.
+ */
 export async function highestCounter(lab: Lab): Promise<number> {
   let max = 0;
-  for (const id of lab.info.nodeIds) {
-    const status = await lab.simulator(id).status();
-    max = Math.max(max, status.max_nwk_frame_counter, status.nwk_frame_counter);
-  }
+  for (const id of lab.info.nodeIds)
+    max = Math.max(max, (await lab.simulator(id).status()).max_nwk_frame_counter);
   return max;
 }
 
