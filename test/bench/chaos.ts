@@ -14,6 +14,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { OperationRecord } from "../../sidecar/types.js";
+import { Z2M_BACKUP_SWITCHOVER_STEPS } from "../lab/cluster-facts.js";
 import type { FaultOptions } from "../lab/host/faults.js";
 import type { DongleAdapter } from "../lab/host/naming.js";
 import { SidecarApi } from "../lab/sidecar-api.js";
@@ -82,18 +83,8 @@ const ZSTACK_STEPS = [
 ];
 
 // The z2m-backup driver's switchover (docs/coordinators.md): the final sync inside capture-source.
-const BACKUP_STEPS = [
-  "preflight",
-  "ensure-target-stopped",
-  "refresh-backup",
-  "prepare-target-coordinator",
-  "stop-source",
-  "capture-source",
-  "write-target-data",
-  "start-target",
-  "wait-target-online",
-];
-
+// Injected before the target is persisted as active, as for Z-Stack.
+const BACKUP_STEPS = Z2M_BACKUP_SWITCHOVER_STEPS.filter((s) => s !== "persist-active");
 /** A sync, once the one the scheduler may have started (after a failed takeover) has ended. */
 async function syncWhenFree(api: SidecarApi): Promise<void> {
   const deadline = Date.now() + 300_000;

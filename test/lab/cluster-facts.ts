@@ -31,3 +31,17 @@ export function nvramDifferences(expected: Nvram, actual: Nvram): string[] {
   }
   return differences;
 }
+
+/** The z2m-backup driver's switchover steps, in order (docs/coordinators.md), "stage:" steps aside. */
+export const Z2M_BACKUP_SWITCHOVER_STEPS = [
+  "preflight",
+  "ensure-target-stopped",
+  "refresh-backup",
+  "prepare-target-coordinator",
+  "stop-source",
+  "capture-source",
+  "write-target-data",
+  "start-target",
+  "wait-target-online",
+  "persist-active",
+] as const;

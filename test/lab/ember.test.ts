@@ -6,9 +6,11 @@
  * the last backup; a target whose one-time EUI64 token holds another value is refused before
  * anything is touched; a rollback leaves the old active's dongle as it was.
  */
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OperationRecord } from "../../sidecar/types.js";
 import { AirSampler, highestCounter } from "../bench/reliability.js";
+import { Z2M_BACKUP_SWITCHOVER_STEPS } from "./cluster-facts.js";
 import { nodeIn, waitForReadyStandbys } from "./policy-helpers.js";
 import { baseline, type SidecarHandle, startSidecar } from "./sidecar-harness.js";
 import {
@@ -22,18 +24,7 @@ import {
 import { Lab } from "./world.js";
 
 const LAB = "z2mhaember";
-const SWITCHOVER_STEPS = [
-  "preflight",
-  "ensure-target-stopped",
-  "refresh-backup",
-  "prepare-target-coordinator",
-  "stop-source",
-  "capture-source",
-  "write-target-data",
-  "start-target",
-  "wait-target-online",
-  "persist-active",
-];
+const SWITCHOVER_STEPS = Z2M_BACKUP_SWITCHOVER_STEPS;
 
 let lab: Lab;
 let h: SidecarHandle;

@@ -7,9 +7,11 @@
  * backup; a target whose zigbee2mqtt cannot start is rolled back with the old active's dongle
  * as it was.
  */
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OperationRecord } from "../../sidecar/types.js";
 import { AirSampler, highestCounter } from "../bench/reliability.js";
+import { Z2M_BACKUP_SWITCHOVER_STEPS } from "./cluster-facts.js";
 import { type SidecarHandle, sharedLab, startSidecar } from "./sidecar-harness.js";
 import {
   dongleAtRest,
@@ -31,18 +33,7 @@ let lab: Lab;
 let h: SidecarHandle;
 let network: Identity;
 
-const SWITCHOVER_STEPS = [
-  "preflight",
-  "ensure-target-stopped",
-  "refresh-backup",
-  "prepare-target-coordinator",
-  "stop-source",
-  "capture-source",
-  "write-target-data",
-  "start-target",
-  "wait-target-online",
-  "persist-active",
-];
+const SWITCHOVER_STEPS = Z2M_BACKUP_SWITCHOVER_STEPS;
 
 beforeAll(async () => {
   lab = await sharedLab();
