@@ -158,10 +158,7 @@ describe("EmberZNet dongles with the z2m-backup driver", () => {
     let op: OperationRecord;
     try {
       const started = await startWhenFree(h.api, "switchover", { target: "node1", reason: "lab: full disk" });
-      await events.seen("operation.step", (d) => {
-        const step = d.step as { name: string; status: string };
-        return d.operation_id === started.id && step.name === "stop node2" && step.status === "running";
-      });
+      await events.step(started.id, (s) => s.name === "stop node2" && s.status === "running");
       await lab.fault("fill-disk", "node1", { disk: "home" });
       op = await h.api.finish(started);
     } finally {

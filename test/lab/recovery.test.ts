@@ -52,10 +52,7 @@ async function killDuring(
   const events = h.api.events();
   await events.ready;
   const op = await startWhenFree(h.api, "switchover", { target: to, reason: "lab: the sidecar dies" });
-  await events.seen("operation.step", (d) => {
-    const step = d.step as { name: string; status: string };
-    return d.operation_id === op.id && step.name === at && step.status === "running";
-  });
+  await events.step(op.id, (s) => s.name === at && s.status === "running");
   events.stop();
   await h.sidecar.stop("SIGKILL");
   await whileDown();

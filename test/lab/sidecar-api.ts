@@ -2,7 +2,7 @@
  * A small client of the sidecar's REST API and event stream for lab tests and the bench: plain
  * fetch, no test framework, so `npm run bench` can use it too.
  */
-import type { ClusterStatus, OperationKind, OperationRecord } from "../../sidecar/types.js";
+import type { ClusterStatus, OperationKind, OperationRecord, StepRecord } from "../../sidecar/types.js";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -147,6 +147,8 @@ export class EventRecorder {
   readonly #controller = new AbortController();
   readonly #waiters = new Set<() => void>();
   readonly ready: Promise<void>;
+  /** Why the stream ended before `stop()`, if it did: a waiter then fails at once, saying so. */
+  #closed: string | undefined;
 
   constructor(url: string, token: string) {
     this.ready = new Promise((resolve, reject) => {
@@ -155,6 +157,7 @@ export class EventRecorder {
         signal: this.#controller.signal,
       })
         .then(async (res) => {
+          if (!res.ok) throw new Error(`GET /api/v1/events: ${res.status} ${await res.text()}`);
           resolve();
           const decoder = new TextDecoder();
           let buffer = "";
@@ -171,11 +174,20 @@ export class EventRecorder {
               }
             }
           }
+          this.#close("the sidecar ended the event stream");
         })
         .catch((error: Error) => {
-          if (error.name !== "AbortError") reject(error);
+          if (error.name === "AbortError") return;
+          this.#close(`the event stream failed: ${error.message}`);
+          reject(error);
         });
     });
+  }
+
+  #close(why: string): void {
+    if (this.#controller.signal.aborted) return;
+    this.#closed = why;
+    for (const wake of this.#waiters) wake();
   }
 
   find(
@@ -190,19 +202,66 @@ export class EventRecorder {
     accept: (data: Record<string, unknown>) => boolean = () => true,
     timeoutMs = 120_000,
   ): Promise<RecordedEvent> {
-    const found = this.find(type, accept);
+    return this.#first((e) => e.type === type && accept(e.data), `${type} event`, timeoutMs);
+  }
+
+  /**
+   * The operation's step that `accept` picks, once published. Fails at once, listing the steps
+   * the operation ran, when the operation ends without it: a wait for a step that never comes
+   * then says why instead of running into its timeout.
+   */
+  async step(
+    operationId: string,
+    accept: (step: StepRecord) => boolean,
+    timeoutMs = 120_000,
+  ): Promise<StepRecord> {
+    const event = await this.#first(
+      (e) =>
+        (e.type === "operation.step" &&
+          e.data.operation_id === operationId &&
+          accept(e.data.step as StepRecord)) ||
+        (e.type === "operation.finished" && (e.data.operation as OperationRecord).id === operationId),
+      `step of ${operationId}`,
+      timeoutMs,
+      () => {
+        const ran = this.events
+          .filter((e) => e.type === "operation.step" && e.data.operation_id === operationId)
+          .map((e) => {
+            const s = e.data.step as StepRecord;
+            return `${s.rollback ? "rollback: " : ""}${s.name}: ${s.status}`;
+          });
+        return `; its steps so far: ${JSON.stringify(ran)}`;
+      },
+    );
+    if (event.type === "operation.step") return event.data.step as StepRecord;
+    const op = event.data.operation as OperationRecord;
+    const ran = op.steps.map((s) => `${s.rollback ? "rollback: " : ""}${s.name}: ${s.status}`);
+    throw new Error(
+      `${op.kind} ${op.id} ended ${op.status} without the step awaited; ${JSON.stringify({ error: op.error, steps: ran })}`,
+    );
+  }
+
+  #first(
+    accept: (event: RecordedEvent) => boolean,
+    what: string,
+    timeoutMs: number,
+    context: () => string = () => "",
+  ): Promise<RecordedEvent> {
+    const found = this.events.find(accept);
     if (found) return Promise.resolve(found);
+    if (this.#closed) return Promise.reject(new Error(`no ${what}: ${this.#closed}`));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiters.delete(check);
-        reject(new Error(`no ${type} event within ${timeoutMs} ms`));
+        reject(new Error(`no ${what} within ${timeoutMs} ms${context()}`));
       }, timeoutMs);
       const check = () => {
-        const event = this.find(type, accept);
-        if (event) {
+        const event = this.events.find(accept);
+        if (event || this.#closed) {
           clearTimeout(timer);
           this.#waiters.delete(check);
-          resolve(event);
+          if (event) resolve(event);
+          else reject(new Error(`no ${what}: ${this.#closed}`));
         }
       };
       this.#waiters.add(check);

@@ -137,10 +137,7 @@ async function switchoverWithFault(
   try {
     const started = await startWhenFree(h.api, "switchover", { target: to, reason: "lab: fault injection" });
     if (at) {
-      await events.seen("operation.step", (d) => {
-        const step = d.step as { name: string; status: string };
-        return d.operation_id === started.id && step.name === at && step.status === "running";
-      });
+      await events.step(started.id, (s) => s.name === at && s.status === "running");
     }
     await inject();
     return await h.api.finish(started);
@@ -273,15 +270,10 @@ describe("a fault during a switchover", () => {
         reason: "lab: lost target",
       });
       const stepRunning = (name: string, rollback: boolean) =>
-        events.seen("operation.step", (d) => {
-          const step = d.step as { name: string; status: string; rollback?: boolean };
-          return (
-            d.operation_id === started.id &&
-            step.name === name &&
-            step.status === "running" &&
-            !!step.rollback === rollback
-          );
-        });
+        events.step(
+          started.id,
+          (s) => s.name === name && s.status === "running" && !!s.rollback === rollback,
+        );
       // node2 goes out of reach as it is started: whether its zigbee2mqtt got the start command,
       // and so whether its coordinator runs the network now, nobody can say.
       await stepRunning("start node2", false);
