@@ -204,14 +204,23 @@ export function changedItems(before: NvramDump, after: NvramDump): NvramDump {
 }
 
 /**
- * The items `held` has that `wanted` lacks. nvram_write cannot delete: a dongle holding any of
- * them must be reset before it can hold exactly `wanted`.
+ * zigpy-znp's own record of the NVRAM migrations it has run on a chip, written by its
+ * network_restore (a standby armed from zigbee2mqtt's coordinator backup holds it; a network
+ * zigbee2mqtt formed lacks it). Neither Z-Stack nor zigbee2mqtt reads it: keeping it is harmless,
+ * while counting it as an extra item cost a reset and a full write inside the outage.
+ */
+const TOOL_BOOKKEEPING = new Set(["LEGACY.ZIGPY_ZNP_MIGRATION_ID"]);
+
+/**
+ * The items `held` has that `wanted` lacks, zigpy-znp's bookkeeping aside. nvram_write cannot
+ * delete: a dongle holding any of them must be reset before it can hold exactly `wanted`.
  */
 export function extraItems(held: NvramDump, wanted: NvramDump): string[] {
   const extra: string[] = [];
   for (const [section, items] of Object.entries(held)) {
     for (const key of Object.keys(items)) {
-      if (wanted[section]?.[key] === undefined) extra.push(`${section}.${key}`);
+      const item = `${section}.${key}`;
+      if (wanted[section]?.[key] === undefined && !TOOL_BOOKKEEPING.has(item)) extra.push(item);
     }
   }
   return extra;

@@ -112,6 +112,15 @@ describe("planned switchover", () => {
     await lab.fault("tool-fault", "node2", { tool: "nvram_write", mode: "fail", times: 1 });
     const there = await switchoverChecked("node1", "node2");
     expect(there.result?.notes).toEqual([expect.stringMatching(/^nvram_write on node2: attempt 1 failed/)]);
+    // node2 was armed by the first sync from zigbee2mqtt's coordinator backup (zigpy-znp's
+    // network_restore, which also leaves its own migration record): the outage writes only what
+    // changed since, no reset and full write.
+    expect(there.steps.find((s) => s.key === "prepare-target-nvram")?.detail).toMatch(
+      /holds this network already/,
+    );
+    expect(there.steps.find((s) => s.key === "write-target-nvram")?.detail).toMatch(
+      /^\d+ changed items written/,
+    );
     expect((await lab.status()).faults).toEqual([]);
 
     const back = await switchoverChecked("node2", "node1");
