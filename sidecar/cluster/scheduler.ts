@@ -12,7 +12,8 @@ const RETRY_BUSY_MS = 5_000;
 
 /**
  * Time-driven automation: a sync every `sync.interval`, a debounced sync soon after zigbee2mqtt
- * reports a change (device joined, renamed, removed), and the optional scheduled switchover that
+ * reports a change (device joined, renamed, removed) and one when a standby comes back from out
+ * of reach, and the optional scheduled switchover that
  * keeps every dongle's copy of the network exercised. All of it pauses in maintenance mode.
  */
 export class Scheduler {
@@ -52,6 +53,19 @@ export class Scheduler {
       ) {
         this.#requestSync(
           `the ${event.operation.kind} ${event.operation.id} ended ${event.operation.status}`,
+        );
+        return;
+      }
+      // A standby that was out of reach (or fenced) missed the syncs meanwhile: after a failover
+      // it is the old active, the cluster's only way back, so it is staged now, not at the next
+      // sync.interval (5 min by default).
+      if (
+        event.type === "node.changed" &&
+        (event.previous === "unreachable" || event.previous === "fenced") &&
+        event.node.health === "standby-not-ready"
+      ) {
+        this.#requestSync(
+          `${event.node.id} is back (${event.previous} before), not ready: ${event.node.reason}`,
         );
         return;
       }

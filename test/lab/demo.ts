@@ -90,6 +90,10 @@ async function main(): Promise<void> {
     console.error("the lab stays up to look around (npm run lab -- status)");
   }
   console.log(`MQTT: ${lab.mqttUrl}`);
+  console.log(
+    "Pull the active's cable with `npm run lab -- fault cut-link <node>`: the sidecar fails over on its own " +
+      "once the trouble has lasted failover.grace (30 s by default), ~40 s after the cut in all.",
+  );
   console.log("Ctrl-C stops the sidecar and takes the lab down.");
   await stopped;
 }

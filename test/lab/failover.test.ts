@@ -59,7 +59,7 @@ async function finishedFences(node: string): Promise<OperationRecord[]> {
 }
 
 describe("unplanned failover", () => {
-  it("node1's link cut: node2, armed by the sync, takes the network above node1's counter with nothing written in the outage; node1 is fenced when it comes back", async () => {
+  it("node1's link cut: node2, armed by the sync, takes the network above node1's counter with nothing written in the outage; node1 is fenced when it comes back, then staged again at once", async () => {
     // The sync armed node2: its dongle holds the network, parked, its counter ahead of node1's.
     const armed = (await h.api.call<NodeDetail>("GET", "/api/v1/nodes/node2")).armed;
     expect(armed?.source).toMatch(/^backup:/);
@@ -122,6 +122,17 @@ describe("unplanned failover", () => {
     });
     await h.api.waitForStatus("node1's fence lifted", (s) => Object.keys(s.fenced).length === 0);
     await expectActive(h, "node2", network);
+    // node1 missed the syncs while cut off. Back, it is staged at once (this sidecar's
+    // sync.interval is 1 h): a ready standby again, the cluster protected.
+    await h.api.waitForStatus(
+      "node1 a ready standby again",
+      (s) => s.nodes.find((n) => n.id === "node1")?.health === "standby-ready",
+      90_000,
+    );
+    const resync = (await h.api.operations("sync")).find((o) => /^node1 is back/.test(o.reason ?? ""));
+    expect(resync, "a sync because node1 came back").toBeDefined();
+    const finished = await h.api.finish(resync as OperationRecord);
+    expect(finished, JSON.stringify(finished)).toMatchObject({ trigger: "schedule", status: "succeeded" });
 
     // node1's coordinator is off the air, and node2 counts above anything node1 ever sent.
     const node1 = await dongleAtRest(lab, "node1");
