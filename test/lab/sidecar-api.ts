@@ -6,6 +6,11 @@ import type { ClusterStatus, OperationKind, OperationRecord, StepRecord } from "
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A step as one line for a test's messages: "[rollback: ]name: status". */
+export function stepLine(step: StepRecord): string {
+  return `${step.rollback ? "rollback: " : ""}${step.name}: ${step.status}`;
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -226,16 +231,13 @@ export class EventRecorder {
       () => {
         const ran = this.events
           .filter((e) => e.type === "operation.step" && e.data.operation_id === operationId)
-          .map((e) => {
-            const s = e.data.step as StepRecord;
-            return `${s.rollback ? "rollback: " : ""}${s.name}: ${s.status}`;
-          });
+          .map((e) => stepLine(e.data.step as StepRecord));
         return `; its steps so far: ${JSON.stringify(ran)}`;
       },
     );
     if (event.type === "operation.step") return event.data.step as StepRecord;
     const op = event.data.operation as OperationRecord;
-    const ran = op.steps.map((s) => `${s.rollback ? "rollback: " : ""}${s.name}: ${s.status}`);
+    const ran = op.steps.map(stepLine);
     throw new Error(
       `${op.kind} ${op.id} ended ${op.status} without the step awaited; ${JSON.stringify({ error: op.error, steps: ran })}`,
     );

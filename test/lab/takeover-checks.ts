@@ -9,7 +9,7 @@ import { expect } from "vitest";
 import type { OperationRecord } from "../../sidecar/types.js";
 import { type Nvram, runningNodes } from "./cluster-facts.js";
 import type { BridgeSnapshot } from "./host/mqtt.js";
-import { type SidecarApi, sleep } from "./sidecar-api.js";
+import { type SidecarApi, sleep, stepLine } from "./sidecar-api.js";
 import { baseline, type SidecarHandle } from "./sidecar-harness.js";
 import type { SimulatorStatus } from "./simulator/client.js";
 import type { Lab } from "./world.js";
@@ -90,7 +90,7 @@ export async function expectActive(h: SidecarHandle, node: string, identity: Ide
 
 /** The steps of an operation that ran, by name, in order, with their status. */
 export function stepsOf(op: OperationRecord): string[] {
-  return op.steps.map((s) => `${s.rollback ? "rollback: " : ""}${s.name}: ${s.status}`);
+  return op.steps.map(stepLine);
 }
 
 /** After a takeover test file: node1 running zigbee2mqtt, the other nodes stopped, faults undone. */
