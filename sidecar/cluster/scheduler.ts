@@ -9,6 +9,11 @@ export interface SchedulerActions {
 }
 
 const RETRY_BUSY_MS = 5_000;
+/**
+ * A standby's return syncs at most this often: a flapping link would otherwise start a sync at
+ * every return, each one able to hold up a failover while it waits on that node's SSH.
+ */
+const BACK_SYNC_GAP_MS = 5 * 60_000;
 
 /**
  * Time-driven automation: a sync every `sync.interval`, a debounced sync soon after zigbee2mqtt
@@ -23,6 +28,7 @@ export class Scheduler {
   #cron: Cron | undefined;
   #pendingReason: string | undefined;
   #waitingForActive = false;
+  readonly #backSyncAt = new Map<string, number>();
   #unsubscribe: (() => void) | undefined;
 
   constructor(
@@ -58,12 +64,15 @@ export class Scheduler {
       }
       // A standby that was out of reach (or fenced) missed the syncs meanwhile: after a failover
       // it is the old active, the cluster's only way back, so it is staged now, not at the next
-      // sync.interval (5 min by default).
+      // sync.interval (5 min by default). Once per BACK_SYNC_GAP_MS and node.
       if (
         event.type === "node.changed" &&
         (event.previous === "unreachable" || event.previous === "fenced") &&
         event.node.health === "standby-not-ready"
       ) {
+        const last = this.#backSyncAt.get(event.node.id);
+        if (last !== undefined && Date.now() - last < BACK_SYNC_GAP_MS) return;
+        this.#backSyncAt.set(event.node.id, Date.now());
         this.#requestSync(
           `${event.node.id} is back (${event.previous} before), not ready: ${event.node.reason}`,
         );
