@@ -18,8 +18,8 @@ const BACK_SYNC_GAP_MS = 5 * 60_000;
 /**
  * Time-driven automation: a sync every `sync.interval`, a debounced sync soon after zigbee2mqtt
  * reports a change (device joined, renamed, removed) and one when a standby comes back from out
- * of reach, and the optional scheduled switchover that
- * keeps every dongle's copy of the network exercised. All of it pauses in maintenance mode.
+ * of reach, and the optional scheduled switchover that keeps every dongle's copy of the network
+ * exercised. All of it pauses in maintenance mode.
  */
 export class Scheduler {
   #interval: NodeJS.Timeout | undefined;

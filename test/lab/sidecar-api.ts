@@ -195,13 +195,6 @@ export class EventRecorder {
     for (const wake of this.#waiters) wake();
   }
 
-  find(
-    type: string,
-    accept: (data: Record<string, unknown>) => boolean = () => true,
-  ): RecordedEvent | undefined {
-    return this.events.find((e) => e.type === type && accept(e.data));
-  }
-
   seen(
     type: string,
     accept: (data: Record<string, unknown>) => boolean = () => true,
